@@ -1,0 +1,209 @@
+"""Config, parameter counts, checkpoints (original names, native), Keras config round trip
+and the clear errors of the model core."""
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import xlnet_tf
+from xlnet_tf.config import XLNET_BASE, XLNET_LARGE, XLNetConfig
+from xlnet_tf.layers import rel_shift, relative_positional_encoding
+from xlnet_tf.masks import attention_masks
+
+TINY = dict(n_layer=2, d_model=16, n_head=2, d_head=8, d_inner=24, ff_activation="gelu",
+            untie_r=True, n_token=40)
+
+
+def tiny(**kw):
+    return XLNetConfig(**{**TINY, "dropout": 0.0, "dropatt": 0.0, **kw})
+
+
+def random_inputs(b=2, t=6, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"input_ids": tf.constant(rng.integers(0, 40, (b, t)), tf.int32),
+            "seg_ids": tf.constant(rng.integers(0, 2, (b, t)), tf.int32)}
+
+
+# ---------------------------------------------------------------- config
+ORIGINAL_STYLE_JSON = """{
+    "d_head": 64, 
+    "d_inner": 3072, 
+    "d_model": 768, 
+    "ff_activation": "gelu", 
+    "n_head": 12, 
+    "n_layer": 12, 
+    "n_token": 32000, 
+    "untie_r": true
+}"""
+
+
+def test_config_json_byte_round_trip(tmp_path):
+    src = tmp_path / "xlnet_config.json"
+    src.write_text(ORIGINAL_STYLE_JSON)
+    config = XLNetConfig.from_json(str(src), mem_len=384)
+    assert config.checkpoint_dict() == XLNET_BASE and config.mem_len == 384
+    out = tmp_path / "out.json"
+    config.to_json(str(out))
+    assert out.read_bytes() == src.read_bytes()
+
+
+@pytest.mark.parametrize("content,needle", [
+    ({k: v for k, v in XLNET_BASE.items() if k != "d_head"}, "missing keys ['d_head']"),
+    ({**XLNET_BASE, "d_embed": 768}, "unknown keys ['d_embed']"),
+    ({**XLNET_BASE, "ff_activation": "swish"}, "ff_activation"),
+    ({**XLNET_BASE, "n_layer": 0}, "n_layer"),
+])
+def test_config_file_errors_name_the_problem(tmp_path, content, needle):
+    path = tmp_path / "cfg.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError) as e:
+        XLNetConfig.from_json(str(path))
+    assert needle in str(e.value) and str(path) in str(e.value)
+
+
+def test_config_missing_file():
+    with pytest.raises(FileNotFoundError, match="nope.json"):
+        XLNetConfig.from_json("/nonexistent/nope.json")
+
+
+# ---------------------------------------------------------------- sizes
+def test_xlnet_base_and_large_parameter_counts():
+    base = xlnet_tf.XLNetLMModel(XLNetConfig(**XLNET_BASE))
+    assert base.count_params() == 116_750_336
+    names = base.original_name_map()
+    assert "model/lm_loss/bias" in names and "model/transformer/mask_emb/mask_emb" in names
+    assert sum(int(np.prod(v.shape)) for v in names.values()) == 116_750_336
+    del base
+    assert XLNetConfig(**XLNET_LARGE).num_parameters() == 360_300_800
+
+
+def test_xlnet_large_builds_with_exact_parameter_count():
+    large = xlnet_tf.XLNetLMModel(XLNetConfig(**XLNET_LARGE))
+    assert large.count_params() == 360_300_800
+
+
+# ---------------------------------------------------------------- pieces, hand-computed
+def test_rel_shift_closed_form():
+    t, k = 3, 5
+    r = k + t
+    x = np.arange(2 * 1 * t * r, dtype=np.float32).reshape(2, 1, t, r)
+    out = rel_shift(tf.constant(x), k).numpy()
+    for i in range(t):
+        for j in range(k):
+            assert out[0, 0, i, j] == x[0, 0, i, t - i + j]
+
+
+def test_positional_encoding_hand_computed():
+    # qlen 1, klen 2, d 4: pos_seq = [2, 1, 0]; inv_freq = [1, 1/100]
+    pe = relative_positional_encoding(1, 2, 4, "bi", bi_data=True, batch_size=2).numpy()
+    pos = np.array([2.0, 1.0, 0.0])
+    inv = np.array([1.0, 0.01])
+    fwd = np.concatenate([np.sin(np.outer(pos, inv)), np.cos(np.outer(pos, inv))], -1)
+    bwd = np.concatenate([np.sin(np.outer(-pos, inv)), np.cos(np.outer(-pos, inv))], -1)
+    np.testing.assert_allclose(pe[0], fwd, atol=1e-6)
+    np.testing.assert_allclose(pe[1], bwd, atol=1e-6)
+    clamped = relative_positional_encoding(1, 2, 4, "bi", clamp_len=1).numpy()[0]
+    np.testing.assert_allclose(clamped[0], fwd[1], atol=1e-6)  # distance 2 clipped to 1
+
+
+def test_mask_drawn_example():
+    """The example drawn in xlnet_tf/masks.py: T=3, M=1, third token padding."""
+    content, query = attention_masks(3, 1, input_mask=tf.constant([[0.0, 0.0, 1.0]]))
+    np.testing.assert_array_equal(content.numpy()[0, 0].astype(int),
+                                  [[1, 1, 1, 0], [1, 1, 1, 0], [1, 1, 1, 1]])
+    np.testing.assert_array_equal(np.broadcast_to(query.numpy()[0, 0], (3, 4)).astype(int),
+                                  [[1, 1, 1, 0]] * 3)
+
+
+def test_mask_uni_same_length_hand_computed():
+    content, query = attention_masks(3, 2, attn_type="uni", same_length=True)
+    # query i sees keys i .. M+i (M+1 keys each); content also always sees itself
+    expected = np.array([[1, 1, 1, 0, 0], [0, 1, 1, 1, 0], [0, 0, 1, 1, 1]])
+    np.testing.assert_array_equal(query.numpy()[0, 0].astype(int), expected)
+    np.testing.assert_array_equal(content.numpy()[0, 0].astype(int), expected)
+
+
+# ---------------------------------------------------------------- checkpoints
+def test_save_original_then_load_round_trip(tmp_path):
+    a = xlnet_tf.XLNetLMModel(tiny())
+    b = xlnet_tf.XLNetLMModel(tiny())
+    prefix = str(tmp_path / "xlnet_model.ckpt")
+    xlnet_tf.save_original_checkpoint(a, prefix)
+    names = dict(tf.train.list_variables(prefix))
+    assert names["model/transformer/layer_1/rel_attn/o/kernel"] == [16, 2, 8]
+    assert names["model/transformer/r_w_bias"] == [2, 2, 8]
+    assert "global_step" in names
+    result = xlnet_tf.load_original_checkpoint(b, prefix)
+    assert not result.missing and result.unused == ["global_step"]
+    inputs = random_inputs()
+    np.testing.assert_array_equal(a(inputs)["logits"].numpy(), b(inputs)["logits"].numpy())
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".ckpt_tmp_")]
+
+
+def test_load_errors_name_the_variable(tmp_path):
+    prefix = str(tmp_path / "xlnet_model.ckpt")
+    xlnet_tf.save_original_checkpoint(xlnet_tf.XLNetLMModel(tiny(d_inner=32)), prefix)
+    model = xlnet_tf.XLNetLMModel(tiny())
+    before = model.transformer.blocks[0].ff.kernel_1.numpy().copy()
+    with pytest.raises(ValueError, match=r"ff/layer_1/(kernel|bias).*\[\d+.*another model size"):
+        xlnet_tf.load_original_checkpoint(model, prefix)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        xlnet_tf.load_original_checkpoint(model, str(tmp_path / "missing.ckpt"))
+    # untie_r mismatch
+    with pytest.raises(ValueError, match="r_w_bias"):
+        xlnet_tf.load_original_checkpoint(xlnet_tf.XLNetLMModel(tiny(d_inner=32, untie_r=False)),
+                                          prefix)
+    # a checkpoint with fewer layers: partial backbone refused
+    prefix2 = str(tmp_path / "small.ckpt")
+    xlnet_tf.save_original_checkpoint(xlnet_tf.XLNetLMModel(tiny(n_layer=1)), prefix2)
+    with pytest.raises(ValueError, match="partial backbone"):
+        xlnet_tf.load_original_checkpoint(xlnet_tf.XLNetLMModel(tiny()), prefix2)
+    del before
+
+
+def test_native_checkpoint_and_keras_config_round_trip(tmp_path):
+    a = xlnet_tf.XLNetLMModel(tiny(mem_len=4))
+    ckpt = tf.train.Checkpoint(model=a)
+    path = ckpt.save(str(tmp_path / "native"))
+    cfg = a.get_config()
+    b = xlnet_tf.XLNetLMModel.from_config(json.loads(json.dumps(cfg)))
+    assert b.xlnet_config == a.xlnet_config and isinstance(b, xlnet_tf.XLNetLMModel)
+    tf.train.Checkpoint(model=b).restore(path).assert_existing_objects_matched()
+    inputs = random_inputs()
+    np.testing.assert_array_equal(a(inputs)["logits"].numpy(), b(inputs)["logits"].numpy())
+    with pytest.raises(ValueError, match="object-based"):
+        xlnet_tf.load_original_checkpoint(b, path)
+
+
+# ---------------------------------------------------------------- input errors
+def test_bad_inputs_give_clear_errors():
+    model = xlnet_tf.XLNetLMModel(tiny(bi_data=True))
+    with pytest.raises(ValueError, match="even batch"):
+        model(random_inputs(b=3))
+    model = xlnet_tf.XLNetLMModel(tiny())
+    inputs = random_inputs(b=2, t=6)
+    with pytest.raises(ValueError, match="perm_mask has shape"):
+        model({**inputs, "perm_mask": tf.zeros([2, 5, 5])})
+    with pytest.raises(ValueError, match="input_mask has shape"):
+        model({**inputs, "input_mask": tf.zeros([2, 7])})
+    with pytest.raises(ValueError, match="mems must be a list of n_layer=2"):
+        model({**inputs, "mems": [tf.zeros([2, 3, 16])]})
+    with pytest.raises(ValueError, match="unknown input keys"):
+        model({**inputs, "token_type_ids": inputs["seg_ids"]})
+
+
+def test_memory_carries_reuse_part_without_gradient():
+    model = xlnet_tf.XLNetLMModel(tiny(mem_len=5, reuse_len=4))
+    inputs = random_inputs(b=2, t=6)
+    with tf.GradientTape() as tape:
+        out = model(inputs)
+        loss = tf.reduce_sum(out["new_mems"][1])
+    assert all(g is None for g in tape.gradient(loss, model.trainable_variables))
+    assert out["new_mems"][0].shape == (2, 4, 16)
+    out2 = model({**inputs, "mems": out["new_mems"]})
+    # memory = last 5 of [previous 4 | current first 4]
+    emb = tf.gather(model.transformer.word_embedding, inputs["input_ids"]).numpy()
+    np.testing.assert_allclose(out2["new_mems"][0].numpy(),
+                               np.concatenate([emb[:, :4], emb[:, :4]], 1)[:, -5:], rtol=1e-6)

@@ -1,0 +1,302 @@
+"""Keras 3 layers of XLNet: positional encoding, relative attention (content, position and
+segment terms), two-stream attention, post-LN feed-forward.
+
+All tensors are batch-major.  Letters in shape comments: B batch, T query length (current
+segment), M memory length, K = M + T key length, R relative-position length (K + T for
+'bi', K + 1 for 'uni'), P number of predictions, H heads, Dh head size, d model size.
+
+Every weight is created in ``build`` with ``autocast=False`` and cast explicitly to the
+compute dtype, so under a mixed policy the master weights stay float32 while matrix
+products run in bfloat16/float16; softmax and LayerNorm always run in float32.
+"""
+import math
+
+import keras
+import tensorflow as tf
+
+NEG_INF = -1e30  # the original masks by subtracting 1e30 (exactly equivalent in float32)
+
+
+def initializer(config):
+    """The original's initializer: N(0, init_std) (plain normal) or U(-init_range, init_range)."""
+    if config.init == "uniform":
+        return keras.initializers.RandomUniform(-config.init_range, config.init_range)
+    return keras.initializers.RandomNormal(stddev=config.init_std)
+
+
+def gelu_tanh(x):
+    """The original's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    c = math.sqrt(2.0 / math.pi)
+    return 0.5 * x * (1.0 + tf.tanh(c * (x + 0.044715 * x * x * x)))
+
+
+def relative_positional_encoding(qlen, klen, d_model, attn_type="bi", bi_data=False,
+                                 clamp_len=-1, batch_size=None):
+    """Sinusoid embedding of relative distances, float32 [1 | B, R, d].
+
+    pos_seq = [klen, klen-1, ..., -qlen+1] ('bi') or [klen, ..., 0] ('uni'), clipped to
+    +-clamp_len when clamp_len > 0; embedding = [sin(pos*inv_freq) | cos(pos*inv_freq)]
+    (all sines, then all cosines).  With bi_data the first half of the batch gets the
+    forward sequence and the second half its negation (spec 1.7).
+    """
+    freq_seq = tf.range(0, d_model, 2, dtype=tf.float32)                     # [d/2]
+    inv_freq = 1.0 / tf.pow(10000.0, freq_seq / d_model)                     # [d/2]
+    end = -qlen if attn_type == "bi" else -1
+
+    def embed(pos_seq):
+        if clamp_len is not None and clamp_len > 0:
+            pos_seq = tf.clip_by_value(pos_seq, -float(clamp_len), float(clamp_len))
+        sinusoid = pos_seq[:, None] * inv_freq[None, :]                       # [R, d/2]
+        return tf.concat([tf.sin(sinusoid), tf.cos(sinusoid)], axis=-1)      # [R, d]
+
+    fwd = embed(tf.range(klen, end, -1, dtype=tf.float32))                   # [R, d]
+    if not bi_data:
+        return fwd[None]                                                      # [1, R, d]
+    if batch_size is None or (isinstance(batch_size, int) and batch_size % 2):
+        raise ValueError(f"bi_data needs an even batch (forward and backward halves), got "
+                         f"batch size {batch_size}")
+    bwd = embed(tf.range(-klen, -end, 1, dtype=tf.float32))                  # [R, d]
+    half = batch_size // 2
+    return tf.concat([tf.tile(fwd[None], [half, 1, 1]),
+                      tf.tile(bwd[None], [half, 1, 1])], axis=0)             # [B, R, d]
+
+
+def rel_shift(x, klen):
+    """The original's relative shift on the last two axes of x [B, H, T, R] -> [B, H, T, K].
+
+    Reinterpret as [R, T], drop the first row, reinterpret as [T, R-1], keep K columns; the
+    closed form is out[i, j] = x[i, T - i + j] (spec 1.9).
+    """
+    b, h, t, r = tf.unstack(tf.shape(x))
+    x = tf.reshape(x, [b, h, r, t])[:, :, 1:, :]                             # [B, H, R-1, T]
+    x = tf.reshape(x, [b, h, t, r - 1])                                       # [B, H, T, R-1]
+    return x[:, :, :, :klen]                                                  # [B, H, T, K]
+
+
+def gather_shift(x, positions, qlen, klen):
+    """Relative shift for queries at arbitrary positions: out[b, h, p, j] =
+    x[b, h, p, qlen - positions[b, p] + j]  (x [B, H, P, R] -> [B, H, P, K]).
+
+    Indices outside [0, R) only occur for causally masked entries ('uni'); they are clipped.
+    """
+    r = tf.shape(x)[-1]
+    idx = qlen - positions[:, :, None] + tf.range(klen)[None, None, :]       # [B, P, K]
+    idx = tf.clip_by_value(idx, 0, r - 1)
+    idx = tf.broadcast_to(idx[:, None], tf.concat([tf.shape(x)[:3], [klen]], 0))  # [B, H, P, K]
+    return tf.gather(x, idx, batch_dims=3, axis=3)                           # [B, H, P, K]
+
+
+class LayerNorm(keras.layers.Layer):
+    """LayerNorm over the last axis with the original's epsilon 1e-12 and variable names
+    gamma/beta; computed in float32 whatever the policy."""
+
+    def __init__(self, epsilon=1e-12, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def build(self, input_shape):
+        dim = input_shape[-1]
+        self.gamma = self.add_weight(name="gamma", shape=(dim,), initializer="ones",
+                                     autocast=False)
+        self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros",
+                                    autocast=False)
+
+    def call(self, x):
+        x32 = tf.cast(x, tf.float32)
+        mean, var = tf.nn.moments(x32, axes=[-1], keepdims=True)
+        y = (x32 - mean) * tf.math.rsqrt(var + self.epsilon)
+        y = y * tf.convert_to_tensor(self.gamma) + tf.convert_to_tensor(self.beta)
+        return tf.cast(y, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+
+class RelativeAttention(keras.layers.Layer):
+    """Relative multi-head attention of one layer (scope ``layer_{i}/rel_attn``).
+
+    Holds the bias-free projections q, k, v, r, o (each [d, H, Dh], ``o`` contracted on
+    its last two axes) and the post-attention LayerNorm.  The r_w/r_r/r_s biases and
+    seg_embed live in the model (they are stacked over layers in the checkpoint) and are
+    passed in.  The same weights serve the content stream h and the query stream g.
+    """
+
+    def __init__(self, d_model, n_head, d_head, dropout=0.0, dropatt=0.0,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.d_model, self.n_head, self.d_head = d_model, n_head, d_head
+        self.dropout_rate, self.dropatt_rate = dropout, dropatt
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.scale = 1.0 / math.sqrt(d_head)
+        dtype = self.dtype_policy
+        self.attn_dropout = keras.layers.Dropout(dropatt, dtype=dtype)
+        self.out_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.layer_norm = LayerNorm(name="LayerNorm", dtype=dtype)
+
+    def build(self, input_shape=None):
+        shape = (self.d_model, self.n_head, self.d_head)
+        for name in ("q", "k", "v", "r", "o"):
+            setattr(self, f"{name}_kernel",
+                    self.add_weight(name=f"{name}_kernel", shape=shape,
+                                    initializer=self.kernel_initializer, autocast=False))
+        self.layer_norm.build((self.d_model,))
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "n_head": self.n_head,
+                "d_head": self.d_head, "dropout": self.dropout_rate,
+                "dropatt": self.dropatt_rate,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+    def _w(self, var):
+        return tf.cast(var, self.compute_dtype)
+
+    def project(self, x, name):
+        """x [B, L, d] -> [B, L, H, Dh] with kernel `name` in (q, k, v, r)."""
+        return tf.einsum("bld,dnh->blnh", x, self._w(getattr(self, f"{name}_kernel")))
+
+    def core(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
+             r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False):
+        """Attention vectors for queries q_head [B, Tq, H, Dh] -> [B, Tq, H, Dh].
+
+        k_head, v_head [B, K, H, Dh]; kr_head [1|B, R, H, Dh]; seg_mismatch bool [B, Tq, K]
+        or None; allowed bool broadcastable to [B, 1, Tq, K] or None; positions [B, Tq]
+        int32 (query positions, for the query stream with target_mapping) or None (the
+        queries are positions 0..T-1 and the original reshape shift applies).
+        """
+        dt = self.compute_dtype
+        k_t = tf.transpose(k_head, [0, 2, 3, 1])                              # [B, H, Dh, K]
+        q_w = tf.transpose(q_head + self._w(r_w_bias), [0, 2, 1, 3])          # [B, H, Tq, Dh]
+        ac = tf.matmul(q_w, k_t)                                              # [B, H, Tq, K]
+        q_r = tf.transpose(q_head + self._w(r_r_bias), [0, 2, 1, 3])          # [B, H, Tq, Dh]
+        kr_t = tf.transpose(kr_head, [0, 2, 3, 1])                            # [1|B, H, Dh, R]
+        bd_raw = tf.matmul(q_r, kr_t)                                         # [B, H, Tq, R]
+        if positions is None:
+            bd = rel_shift(bd_raw, klen)                                      # [B, H, Tq, K]
+        else:
+            bd = gather_shift(bd_raw, positions, qlen, klen)                  # [B, H, Tq, K]
+        score = ac + bd
+        if seg_mismatch is not None:
+            ef_pre = tf.einsum("bind,snd->bnis", q_head + self._w(r_s_bias),
+                               self._w(seg_embed))                            # [B, H, Tq, 2]
+            ef = tf.where(seg_mismatch[:, None], ef_pre[..., 1:2],
+                          ef_pre[..., 0:1])                                   # [B, H, Tq, K]
+            score = score + ef
+        score = tf.cast(score, tf.float32) * self.scale                      # [B, H, Tq, K]
+        if allowed is not None:
+            score = tf.where(allowed, score, NEG_INF)
+        prob = tf.cast(tf.nn.softmax(score, axis=-1), dt)                     # [B, H, Tq, K]
+        prob = self.attn_dropout(prob, training=training)
+        v_t = tf.transpose(v_head, [0, 2, 1, 3])                              # [B, H, K, Dh]
+        vec = tf.matmul(prob, v_t)                                            # [B, H, Tq, Dh]
+        return tf.transpose(vec, [0, 2, 1, 3])                                # [B, Tq, H, Dh]
+
+    def post(self, attn_vec, residual, training=False):
+        """Output projection, dropout, residual and post-LN: [B, Tq, H, Dh] -> [B, Tq, d]."""
+        out = tf.einsum("bind,hnd->bih", attn_vec, self._w(self.o_kernel))   # [B, Tq, d]
+        out = self.out_dropout(out, training=training)
+        return self.layer_norm(out + residual)
+
+
+class FeedForward(keras.layers.Layer):
+    """Post-LN position-wise feed-forward (scope ``layer_{i}/ff``): layer_1, act, dropout,
+    layer_2, dropout, LayerNorm(x + residual)."""
+
+    def __init__(self, d_model, d_inner, activation="gelu", dropout=0.0,
+                 kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if activation not in ("gelu", "relu"):
+            raise ValueError(f"ff_activation must be 'gelu' or 'relu', got {activation!r}")
+        self.d_model, self.d_inner, self.activation = d_model, d_inner, activation
+        self.dropout_rate = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        dtype = self.dtype_policy
+        self.dropout1 = keras.layers.Dropout(dropout, dtype=dtype)
+        self.dropout2 = keras.layers.Dropout(dropout, dtype=dtype)
+        self.layer_norm = LayerNorm(name="LayerNorm", dtype=dtype)
+
+    def build(self, input_shape=None):
+        d, di, init = self.d_model, self.d_inner, self.kernel_initializer
+        self.kernel_1 = self.add_weight(name="layer_1_kernel", shape=(d, di), initializer=init,
+                                        autocast=False)
+        self.bias_1 = self.add_weight(name="layer_1_bias", shape=(di,), initializer="zeros",
+                                      autocast=False)
+        self.kernel_2 = self.add_weight(name="layer_2_kernel", shape=(di, d), initializer=init,
+                                        autocast=False)
+        self.bias_2 = self.add_weight(name="layer_2_bias", shape=(d,), initializer="zeros",
+                                      autocast=False)
+        self.layer_norm.build((d,))
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "d_inner": self.d_inner,
+                "activation": self.activation, "dropout": self.dropout_rate,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+    def call(self, x, training=False):
+        dt = self.compute_dtype
+        y = tf.matmul(x, tf.cast(self.kernel_1, dt)) + tf.cast(self.bias_1, dt)  # [B, L, Di]
+        y = gelu_tanh(y) if self.activation == "gelu" else tf.nn.relu(y)
+        y = self.dropout1(y, training=training)
+        y = tf.matmul(y, tf.cast(self.kernel_2, dt)) + tf.cast(self.bias_2, dt)  # [B, L, d]
+        y = self.dropout2(y, training=training)
+        return self.layer_norm(y + x)
+
+
+class XLNetLayer(keras.layers.Layer):
+    """One XLNet block (scope ``layer_{i}``): relative attention + feed-forward, for the
+    content stream h and (optionally) the query stream g with shared weights."""
+
+    def __init__(self, d_model, n_head, d_head, d_inner, ff_activation="gelu", dropout=0.0,
+                 dropatt=0.0, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.rel_attn = RelativeAttention(d_model, n_head, d_head, dropout, dropatt,
+                                          kernel_initializer, name="rel_attn",
+                                          dtype=self.dtype_policy)
+        self.ff = FeedForward(d_model, d_inner, ff_activation, dropout, kernel_initializer,
+                              name="ff", dtype=self.dtype_policy)
+        self._config = dict(d_model=d_model, n_head=n_head, d_head=d_head, d_inner=d_inner,
+                            ff_activation=ff_activation, dropout=dropout, dropatt=dropatt,
+                            kernel_initializer=keras.initializers.serialize(
+                                keras.initializers.get(kernel_initializer)))
+
+    def build(self, input_shape=None):
+        self.rel_attn.build()
+        self.ff.build()
+
+    def get_config(self):
+        return {**super().get_config(), **self._config}
+
+    def call(self, h, g, mem, pos_emb, biases, seg_mismatch, seg_mismatch_g, content_allowed,
+             query_allowed, positions, slot_weight, training=False):
+        """One layer for both streams.
+
+        h [B, T, d]; g [B, P|T, d] or None; mem [B, M, d] or None; pos_emb [1|B, R, d];
+        biases = (r_w_bias, r_r_bias, r_s_bias, seg_embed) for this layer.
+        positions [B, P] int32 / slot_weight [B, P]: the query-stream positions taken from
+        target_mapping and 1/0 for real/padding prediction slots (None without it).
+        Returns (h_out [B, T, d], g_out or None).
+        """
+        attn = self.rel_attn
+        r_w_bias, r_r_bias, r_s_bias, seg_embed = biases
+        qlen = tf.shape(h)[1]
+        cat = h if mem is None else tf.concat([tf.cast(mem, h.dtype), h], axis=1)  # [B, K, d]
+        klen = tf.shape(cat)[1]
+        k_head = attn.project(cat, "k")                                      # [B, K, H, Dh]
+        v_head = attn.project(cat, "v")                                      # [B, K, H, Dh]
+        kr_head = attn.project(pos_emb, "r")                                 # [1|B, R, H, Dh]
+        common = dict(k_head=k_head, v_head=v_head, kr_head=kr_head, r_w_bias=r_w_bias,
+                      r_r_bias=r_r_bias, r_s_bias=r_s_bias, seg_embed=seg_embed,
+                      qlen=qlen, klen=klen, training=training)
+
+        q_h = attn.project(h, "q")                                           # [B, T, H, Dh]
+        vec_h = attn.core(q_h, seg_mismatch=seg_mismatch, allowed=content_allowed, **common)
+        h_out = self.ff(attn.post(vec_h, h, training), training=training)   # [B, T, d]
+        g_out = None
+        if g is not None:
+            q_g = attn.project(g, "q")                                       # [B, P, H, Dh]
+            vec_g = attn.core(q_g, seg_mismatch=seg_mismatch_g, allowed=query_allowed,
+                              positions=positions, **common)                 # [B, P, H, Dh]
+            if slot_weight is not None:
+                # a zero target_mapping row gathers nothing: its attention vector is 0
+                vec_g = vec_g * tf.cast(slot_weight, vec_g.dtype)[:, :, None, None]
+            g_out = self.ff(attn.post(vec_g, g, training), training=training)  # [B, P, d]
+        return h_out, g_out
