@@ -108,8 +108,12 @@ def main(argv):
     tf.keras.utils.set_random_seed(F.seed)
     strategy = training.make_strategy(F.strategy, tpu=F.tpu, num_gpus=F.num_gpus)
     replicas = strategy.num_replicas_in_sync
-    workers = strategy.extended._num_workers if hasattr(strategy.extended, "_num_workers") \
-        else 1
+    workers = getattr(strategy.extended, "_num_workers", None) or getattr(
+        strategy.extended, "num_hosts", 1)
+    if workers > 1 and not F.record_dir:
+        fail("with several workers/hosts build the records first (python -m "
+             "xlnet_tf.data.create_pretrain_records --num_tasks=<hosts> ...) and pass "
+             "--record_dir, so the hosts do not race to build them")
     unit = 2 * replicas if F.bi_data else replicas
     if F.train_batch_size % unit:
         fail(f"--train_batch_size={F.train_batch_size} must be divisible by "
@@ -117,6 +121,29 @@ def main(argv):
              f"{' (bi_data puts a forward and a backward half on every replica)' if F.bi_data else ''}")
     bsz_per_host = F.train_batch_size // workers
     cores_per_host = replicas // workers
+
+    tconf = training.TrainConfig(
+        model_dir=F.model_dir, train_steps=F.train_steps, learning_rate=F.learning_rate,
+        warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,
+        adam_epsilon=F.adam_epsilon, decay_method=F.decay_method, clip=F.clip,
+        lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
+        save_steps=F.save_steps, max_to_keep=F.max_save, global_batch_size=F.train_batch_size,
+        tokens_per_example=F.seq_len, precision=F.precision, seed=F.seed)
+    try:
+        tconf.validate()
+    except ValueError as e:
+        fail(str(e))
+    # a model_dir that holds another model's checkpoint is refused before anything is written
+    from xlnet_tf.pretraining import pretrain_identity
+    size = {} if F.model_config else dict(
+        n_layer=F.n_layer, d_model=F.d_model, n_head=F.n_head, d_head=F.d_head,
+        d_inner=F.d_inner, ff_activation=F.ff_activation, untie_r=F.untie_r)
+    try:
+        training.check_model_dir(F.model_dir, pretrain_identity(
+            size, seq_len=F.seq_len, reuse_len=F.reuse_len, mem_len=F.mem_len or None,
+            num_predict=F.num_predict, bi_data=F.bi_data))
+    except ValueError as e:
+        fail(str(e))
 
     demo = not F.record_dir and not F.input_text
     record_dir, spiece_model = F.record_dir, F.spiece_model
@@ -146,10 +173,9 @@ def main(argv):
                                   num_core_per_host=cores_per_host)
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
-    n_token = int(manifest.get("vocab_size") or manifest.get("build", {}).get("vocab_size"))
+    n_token = int(manifest["vocab_size"])
     if not spiece_model:
-        spiece_model = manifest.get("spiece_model") or manifest.get("build", {}).get(
-            "spiece_model")
+        spiece_model = manifest.get("spiece_model")
 
     run = dict(mem_len=F.mem_len or None, reuse_len=F.reuse_len, bi_data=F.bi_data,
                clamp_len=F.clamp_len, same_length=F.same_length, dropout=F.dropout,
@@ -171,13 +197,6 @@ def main(argv):
     task = PretrainTask(config, record_dir, seq_len=F.seq_len, reuse_len=F.reuse_len,
                         perm_size=F.perm_size, num_predict=F.num_predict, bi_data=F.bi_data,
                         seed=F.seed, spiece_model=spiece_model, expected={"uncased": F.uncased})
-    tconf = training.TrainConfig(
-        model_dir=F.model_dir, train_steps=F.train_steps, learning_rate=F.learning_rate,
-        warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,
-        adam_epsilon=F.adam_epsilon, decay_method=F.decay_method, clip=F.clip,
-        lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
-        save_steps=F.save_steps, max_to_keep=F.max_save, global_batch_size=F.train_batch_size,
-        tokens_per_example=F.seq_len, precision=F.precision, seed=F.seed)
     print(f"strategy {type(strategy).__name__}: {replicas} replica(s), global batch "
           f"{F.train_batch_size}, per-replica batch {F.train_batch_size // replicas}; model "
           f"{config.n_layer}x{config.d_model}, {config.num_parameters():,} parameters; "

@@ -1,14 +1,20 @@
-"""xlnet_tf: XLNet in TensorFlow 2 / Keras 3, faithful to the original checkpoints."""
-from xlnet_tf.config import XLNetConfig
-from xlnet_tf.model import XLNetLMModel, XLNetModel
+"""xlnet_tf: XLNet in TensorFlow 2 / Keras 3, faithful to the original checkpoints.
+
+Imports are lazy so that light modules (tokenization, squad_eval, train_spm) start without
+loading TensorFlow."""
 
 __all__ = ["XLNetConfig", "XLNetModel", "XLNetLMModel", "load_original_checkpoint",
            "load_hf_checkpoint", "save_original_checkpoint", "original_names"]
 
+_LAZY = {"XLNetConfig": "xlnet_tf.config", "XLNetModel": "xlnet_tf.model",
+         "XLNetLMModel": "xlnet_tf.model", "load_original_checkpoint": "xlnet_tf.checkpoint",
+         "load_hf_checkpoint": "xlnet_tf.checkpoint",
+         "save_original_checkpoint": "xlnet_tf.checkpoint",
+         "original_names": "xlnet_tf.checkpoint"}
 
-def __getattr__(name):  # lazy: checkpoint helpers import TensorFlow checkpoint readers
-    if name in ("load_original_checkpoint", "load_hf_checkpoint", "save_original_checkpoint",
-                "original_names"):
-        from xlnet_tf import checkpoint
-        return getattr(checkpoint, name)
-    raise AttributeError(name)
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xlnet_tf' has no attribute {name!r}")

@@ -15,6 +15,12 @@ from xlnet_tf.training import Task
 log = logging.getLogger("xlnet_tf")
 
 
+def pretrain_identity(model_keys, **settings):
+    """What a pretraining model_dir is tied to (model_dir/task.json); keys that are unknown
+    yet (e.g. n_token before the vocabulary exists) may be left out of an early check."""
+    return {"task": "pretrain", **model_keys, **settings}
+
+
 class PretrainTask(Task):
     """Two-stream permutation LM with Transformer-XL memory carried across steps.
 
@@ -32,9 +38,9 @@ class PretrainTask(Task):
         self.num_predict, self.bi_data, self.seed = num_predict, bi_data, seed
         self.spiece_model = spiece_model
         self.expected = expected or {}
-        self.identity = {"task": "pretrain", "xlnet_config": config.checkpoint_dict(),
-                         "seq_len": seq_len, "reuse_len": reuse_len, "mem_len": config.mem_len,
-                         "num_predict": num_predict, "bi_data": bi_data}
+        self.identity = pretrain_identity(config.checkpoint_dict(), seq_len=seq_len,
+                                          reuse_len=reuse_len, mem_len=config.mem_len,
+                                          num_predict=num_predict, bi_data=bi_data)
 
     def build_model(self):
         return XLNetLMModel(self.config)
@@ -163,6 +169,4 @@ def prepare_data(work_dir, input_files, *, spiece_model=None, vocab_size=2000,
         log.info("building pretraining records in %s", record_dir)
         cpr.create_pretrain_records(",".join(input_files), record_dir, spiece_model,
                                     seed=seed, num_workers=num_workers, **settings)
-        if hasattr(cpr, "write_merged_manifest"):
-            cpr.write_merged_manifest(record_dir)
     return record_dir, spiece_model

@@ -198,9 +198,14 @@ def restore_latest(manager, checkpoint):
         try:
             checkpoint.restore(path).assert_existing_objects_matched()
             return path
-        except (tf.errors.OpError, ValueError, AssertionError) as e:
-            log.warning("checkpoint %s is unreadable (%s); trying the previous one", path,
-                        str(e).splitlines()[0][:200])
+        except Exception as e:  # noqa: BLE001 - truncated files raise all sorts of errors
+            msg = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            log.warning("checkpoint %s is unreadable (%s: %s); trying the previous one", path,
+                        type(e).__name__, msg)
+    if manager.checkpoints:
+        raise ValueError(f"none of the checkpoints in {manager.directory!r} "
+                         f"({[os.path.basename(p) for p in manager.checkpoints]}) can be read; "
+                         f"move them away to start again")
     return None
 
 
@@ -272,9 +277,13 @@ def train(task, config, strategy, init_checkpoint=None, callback=None):
             agg = tf.VariableAggregation.ONLY_FIRST_REPLICA
             loss_scale = tf.Variable(2.0 ** 15, trainable=False, aggregation=agg)
             good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, aggregation=agg)
-        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                         **({"loss_scale": loss_scale} if loss_scale is not None
-                                            else {}))
+        extra = {"loss_scale": loss_scale, "good_steps": good_steps} if loss_scale is not None \
+            else {}
+        # the dropout RNG states: restored with the weights so a resumed run draws the same
+        # dropout masks as an uninterrupted one
+        extra["rng"] = [layer.seed_generator.state for layer in model._flatten_layers()
+                        if getattr(layer, "seed_generator", None) is not None]
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, **extra)
     n_layer = model.xlnet_config.n_layer
     scales = optimization.layerwise_decay_scales(names, n_layer, config.lr_layer_decay_rate)
 
@@ -339,13 +348,16 @@ def train(task, config, strategy, init_checkpoint=None, callback=None):
         metrics = dict(metrics, loss=tf.cast(loss, tf.float32), grad_norm=gnorm)
         return new_state, metrics
 
+    def accumulate_step(batch, state, sums):
+        state, metrics = step_fn(batch, state)
+        return state, {k: sums[k] + metrics[k] for k in sums}
+
     @tf.function
     def train_loop(iterator, num_steps):
         state = strategy.run(task.initial_state, args=(per_replica,))
         state, sums = strategy.run(step_fn, args=(next(iterator), state))
         for _ in tf.range(num_steps - 1):
-            state, metrics = strategy.run(step_fn, args=(next(iterator), state))
-            sums = tf.nest.map_structure(lambda a, m: a + m, sums, metrics)
+            state, sums = strategy.run(accumulate_step, args=(next(iterator), state, sums))
         return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                 / tf.cast(num_steps, tf.float32) for k, v in sums.items()}
 
