@@ -17,6 +17,25 @@ import tensorflow as tf
 NEG_INF = -1e30  # the original masks by subtracting 1e30 (exactly equivalent in float32)
 
 
+def dropout(x, rate, seed, training):
+    """Inverted dropout drawn with a STATELESS RNG keyed by ``seed`` ([2] int tensor).
+
+    The same seed gives the same mask, so a layer re-run in the backward pass
+    (``recompute``) drops exactly what the forward pass dropped, and a resumed run that
+    restored the model's seed generator draws the masks an uninterrupted run would."""
+    if not training or rate <= 0 or seed is None:
+        return x
+    keep = tf.random.stateless_uniform(tf.shape(x), seed=seed) >= rate
+    return tf.where(keep, x * tf.cast(1.0 / (1.0 - rate), x.dtype), tf.zeros_like(x))
+
+
+def fold_seed(seed, k):
+    """An independent seed for sub-step ``k`` (None stays None)."""
+    if seed is None:
+        return None
+    return tf.random.experimental.stateless_fold_in(seed, k)
+
+
 def initializer(config):
     """The original's initializer: N(0, init_std) (plain normal) or U(-init_range, init_range)."""
     if config.init == "uniform":
@@ -128,10 +147,7 @@ class RelativeAttention(keras.layers.Layer):
         self.dropout_rate, self.dropatt_rate = dropout, dropatt
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.scale = 1.0 / math.sqrt(d_head)
-        dtype = self.dtype_policy
-        self.attn_dropout = keras.layers.Dropout(dropatt, dtype=dtype)
-        self.out_dropout = keras.layers.Dropout(dropout, dtype=dtype)
-        self.layer_norm = LayerNorm(name="LayerNorm", dtype=dtype)
+        self.layer_norm = LayerNorm(name="LayerNorm", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         shape = (self.d_model, self.n_head, self.d_head)
@@ -155,7 +171,8 @@ class RelativeAttention(keras.layers.Layer):
         return tf.einsum("bld,dnh->blnh", x, self._w(getattr(self, f"{name}_kernel")))
 
     def core(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
-             r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False):
+             r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,
+             seed=None):
         """Attention vectors for queries q_head [B, Tq, H, Dh] -> [B, Tq, H, Dh].
 
         k_head, v_head [B, K, H, Dh]; kr_head [1|B, R, H, Dh]; seg_mismatch bool [B, Tq, K]
@@ -185,15 +202,15 @@ class RelativeAttention(keras.layers.Layer):
         if allowed is not None:
             score = tf.where(allowed, score, NEG_INF)
         prob = tf.cast(tf.nn.softmax(score, axis=-1), dt)                     # [B, H, Tq, K]
-        prob = self.attn_dropout(prob, training=training)
+        prob = dropout(prob, self.dropatt_rate, seed, training)
         v_t = tf.transpose(v_head, [0, 2, 1, 3])                              # [B, H, K, Dh]
         vec = tf.matmul(prob, v_t)                                            # [B, H, Tq, Dh]
         return tf.transpose(vec, [0, 2, 1, 3])                                # [B, Tq, H, Dh]
 
-    def post(self, attn_vec, residual, training=False):
+    def post(self, attn_vec, residual, training=False, seed=None):
         """Output projection, dropout, residual and post-LN: [B, Tq, H, Dh] -> [B, Tq, d]."""
         out = tf.einsum("bind,hnd->bih", attn_vec, self._w(self.o_kernel))   # [B, Tq, d]
-        out = self.out_dropout(out, training=training)
+        out = dropout(out, self.dropout_rate, seed, training)
         return self.layer_norm(out + residual)
 
 
@@ -209,10 +226,7 @@ class FeedForward(keras.layers.Layer):
         self.d_model, self.d_inner, self.activation = d_model, d_inner, activation
         self.dropout_rate = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        dtype = self.dtype_policy
-        self.dropout1 = keras.layers.Dropout(dropout, dtype=dtype)
-        self.dropout2 = keras.layers.Dropout(dropout, dtype=dtype)
-        self.layer_norm = LayerNorm(name="LayerNorm", dtype=dtype)
+        self.layer_norm = LayerNorm(name="LayerNorm", dtype=self.dtype_policy)
 
     def build(self, input_shape=None):
         d, di, init = self.d_model, self.d_inner, self.kernel_initializer
@@ -231,13 +245,13 @@ class FeedForward(keras.layers.Layer):
                 "activation": self.activation, "dropout": self.dropout_rate,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, seed=None):
         dt = self.compute_dtype
         y = tf.matmul(x, tf.cast(self.kernel_1, dt)) + tf.cast(self.bias_1, dt)  # [B, L, Di]
         y = gelu_tanh(y) if self.activation == "gelu" else tf.nn.relu(y)
-        y = self.dropout1(y, training=training)
+        y = dropout(y, self.dropout_rate, fold_seed(seed, 0), training)
         y = tf.matmul(y, tf.cast(self.kernel_2, dt)) + tf.cast(self.bias_2, dt)  # [B, L, d]
-        y = self.dropout2(y, training=training)
+        y = dropout(y, self.dropout_rate, fold_seed(seed, 1), training)
         return self.layer_norm(y + x)
 
 
@@ -266,7 +280,7 @@ class XLNetLayer(keras.layers.Layer):
         return {**super().get_config(), **self._config}
 
     def call(self, h, g, mem, pos_emb, biases, seg_mismatch, seg_mismatch_g, content_allowed,
-             query_allowed, positions, slot_weight, training=False):
+             query_allowed, positions, slot_weight, training=False, seed=None):
         """One layer for both streams.
 
         h [B, T, d]; g [B, P|T, d] or None; mem [B, M, d] or None; pos_emb [1|B, R, d];
@@ -286,17 +300,23 @@ class XLNetLayer(keras.layers.Layer):
         common = dict(k_head=k_head, v_head=v_head, kr_head=kr_head, r_w_bias=r_w_bias,
                       r_r_bias=r_r_bias, r_s_bias=r_s_bias, seg_embed=seg_embed,
                       qlen=qlen, klen=klen, training=training)
+        # independent dropout seeds per stream and sub-step
+        s_h, s_g = fold_seed(seed, 0), fold_seed(seed, 1)
 
         q_h = attn.project(h, "q")                                           # [B, T, H, Dh]
-        vec_h = attn.core(q_h, seg_mismatch=seg_mismatch, allowed=content_allowed, **common)
-        h_out = self.ff(attn.post(vec_h, h, training), training=training)   # [B, T, d]
+        vec_h = attn.core(q_h, seg_mismatch=seg_mismatch, allowed=content_allowed,
+                          seed=fold_seed(s_h, 0), **common)
+        h_out = self.ff(attn.post(vec_h, h, training, fold_seed(s_h, 1)), training=training,
+                        seed=fold_seed(s_h, 2))                              # [B, T, d]
         g_out = None
         if g is not None:
             q_g = attn.project(g, "q")                                       # [B, P, H, Dh]
             vec_g = attn.core(q_g, seg_mismatch=seg_mismatch_g, allowed=query_allowed,
-                              positions=positions, **common)                 # [B, P, H, Dh]
+                              positions=positions, seed=fold_seed(s_g, 0),
+                              **common)                                      # [B, P, H, Dh]
             if slot_weight is not None:
                 # a zero target_mapping row gathers nothing: its attention vector is 0
                 vec_g = vec_g * tf.cast(slot_weight, vec_g.dtype)[:, :, None, None]
-            g_out = self.ff(attn.post(vec_g, g, training), training=training)  # [B, P, d]
+            g_out = self.ff(attn.post(vec_g, g, training, fold_seed(s_g, 1)), training=training,
+                            seed=fold_seed(s_g, 2))                          # [B, P, d]
         return h_out, g_out

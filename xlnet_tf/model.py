@@ -25,7 +25,8 @@ import keras
 import tensorflow as tf
 
 from xlnet_tf.config import XLNetConfig
-from xlnet_tf.layers import XLNetLayer, initializer, relative_positional_encoding
+from xlnet_tf.layers import (XLNetLayer, dropout, fold_seed, initializer,
+                             relative_positional_encoding)
 from xlnet_tf.masks import attention_masks, segment_mismatch
 
 INPUT_KEYS = ("input_ids", "seg_ids", "input_mask", "perm_mask", "target_mapping", "inp_q",
@@ -43,6 +44,18 @@ def cache_mem(curr_out, prev_mem, mem_len, reuse_len=None):
     new_mem = curr_out if prev_mem is None else tf.concat(
         [tf.cast(prev_mem, tf.float32), curr_out], axis=1)                   # [B, M+T', d]
     return tf.stop_gradient(new_mem[:, -mem_len:])                           # [B, <=mem_len, d]
+
+
+def _recomputed(block, h, g, args, seed):
+    """Run one layer so that its activations are recomputed in the backward pass instead of
+    kept (tf.recompute_grad); the stateless dropout seed makes the recomputation exact.
+    ``args`` is a callable giving the layer's other arguments: it reads the bias variables
+    inside the recomputed function so that they receive gradients."""
+    if g is None:
+        fn = tf.recompute_grad(lambda h_: block(h_, None, *args(), training=True, seed=seed)[0])
+        return fn(h), None
+    fn = tf.recompute_grad(lambda h_, g_: block(h_, g_, *args(), training=True, seed=seed))
+    return fn(h, g)
 
 
 def _static_dim(x, axis):
@@ -131,7 +144,9 @@ class XLNetModel(keras.Model):
         for i, block in enumerate(self.blocks):
             # attributes (not only a list) so tf.train.Checkpoint tracks every block
             setattr(self, f"layer_{i}", block)
-        self.dropout = keras.layers.Dropout(config.dropout, dtype=self.dtype_policy)
+        # one draw per training call; every dropout mask derives from it (stateless), so the
+        # checkpointed generator state reproduces the masks and recompute re-draws them exactly
+        self.seed_generator = keras.random.SeedGenerator()
         self.build()
 
     def build(self, input_shape=None):
@@ -240,9 +255,13 @@ class XLNetModel(keras.Model):
             q_flag = tf.cast(inp_q, dt)[:, :, None]                          # [B, T, 1]
             g = q_flag * mask_emb + (1.0 - q_flag) * word_emb_k              # [B, T, d]
 
-        h = self.dropout(word_emb_k, training=training)                      # [B, T, d]
+        rate = c.dropout
+        seed = None
+        if training and (c.dropout > 0 or c.dropatt > 0):
+            seed = tf.cast(self.seed_generator.next(), tf.int32)            # [2]
+        h = dropout(word_emb_k, rate, fold_seed(seed, -1), training)        # [B, T, d]
         if g is not None:
-            g = self.dropout(g, training=training)                           # [B, P|T, d]
+            g = dropout(g, rate, fold_seed(seed, -2), training)              # [B, P|T, d]
 
         pos_emb = relative_positional_encoding(qlen, klen, c.d_model, c.attn_type, c.bi_data,
                                                c.clamp_len, batch)           # [1|B, R, d]
@@ -250,19 +269,24 @@ class XLNetModel(keras.Model):
         if training and c.dropout > 0:
             # the original tiles pos_emb over the batch before dropout: one mask per example
             pos_emb = tf.broadcast_to(pos_emb, [batch, tf.shape(pos_emb)[1], c.d_model])
-            pos_emb = self.dropout(pos_emb, training=training)               # [B, R, d]
+            pos_emb = dropout(pos_emb, rate, fold_seed(seed, -3), training)  # [B, R, d]
 
         new_mems = []
         for i, block in enumerate(self.blocks):
             if c.mem_len:
                 new_mems.append(cache_mem(h, mems[i], c.mem_len, c.reuse_len))
-            h, g = block(h, g, mems[i], pos_emb, self._layer_biases(i), seg_mis, seg_mis_g,
-                         content_allowed, query_allowed_g, positions, slot_weight,
-                         training=training)
+            def args(i=i):
+                return (mems[i], pos_emb, self._layer_biases(i), seg_mis, seg_mis_g,
+                        content_allowed, query_allowed_g, positions, slot_weight)
+            layer_seed = fold_seed(seed, i)
+            if training and c.recompute:
+                h, g = _recomputed(block, h, g, args, layer_seed)
+            else:
+                h, g = block(h, g, *args(), training=training, seed=layer_seed)
 
-        out = {"hidden": self.dropout(h, training=training), "new_mems": new_mems}
+        out = {"hidden": dropout(h, rate, fold_seed(seed, -4), training), "new_mems": new_mems}
         if g is not None:
-            out["query_hidden"] = self.dropout(g, training=training)
+            out["query_hidden"] = dropout(g, rate, fold_seed(seed, -5), training)
         return out
 
 
