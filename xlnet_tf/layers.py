@@ -44,9 +44,9 @@ def initializer(config):
 
 
 def gelu_tanh(x):
-    """The original's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    c = math.sqrt(2.0 / math.pi)
-    return 0.5 * x * (1.0 + tf.tanh(c * (x + 0.044715 * x * x * x)))
+    """The original's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) - TensorFlow's
+    approximate gelu, which grappler can fuse into the preceding MatMul + BiasAdd."""
+    return tf.nn.gelu(x, approximate=True)
 
 
 def relative_positional_encoding(qlen, klen, d_model, attn_type="bi", bi_data=False,
@@ -166,50 +166,67 @@ class RelativeAttention(keras.layers.Layer):
     def _w(self, var):
         return tf.cast(var, self.compute_dtype)
 
-    def project(self, x, name):
-        """x [B, L, d] -> [B, L, H, Dh] with kernel `name` in (q, k, v, r)."""
-        return tf.einsum("bld,dnh->blnh", x, self._w(getattr(self, f"{name}_kernel")))
+    def project(self, x, names):
+        """Fused head projections: x [B, L, d] -> one [B, H, L, Dh] tensor per kernel name
+        (q, k, v, r).  One 2-D matmul [B*L, d] x [d, len(names)*H*Dh] for all of them (the
+        layout oneDNN runs fastest), then a single transpose to head-major."""
+        b, l = tf.shape(x)[0], tf.shape(x)[1]
+        n, h, dh = len(names), self.n_head, self.d_head
+        w = tf.concat([tf.reshape(self._w(getattr(self, f"{k}_kernel")), [self.d_model, h * dh])
+                       for k in names], axis=1)                              # [d, n*H*Dh]
+        y = tf.matmul(tf.reshape(x, [-1, self.d_model]), w)                  # [B*L, n*H*Dh]
+        y = tf.transpose(tf.reshape(y, [b, l, n, h, dh]), [2, 0, 3, 1, 4])   # [n, B, H, L, Dh]
+        return [y[i] for i in range(n)]                                      # n x [B, H, L, Dh]
 
     def core(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
              r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,
              seed=None):
-        """Attention vectors for queries q_head [B, Tq, H, Dh] -> [B, Tq, H, Dh].
+        """Attention vectors for head-major queries q_head [B, H, Tq, Dh] -> [B, H, Tq, Dh].
 
-        k_head, v_head [B, K, H, Dh]; kr_head [1|B, R, H, Dh]; seg_mismatch bool [B, Tq, K]
+        k_head, v_head [B, H, K, Dh]; kr_head [1|B, H, R, Dh]; seg_mismatch bool [B, Tq, K]
         or None; allowed bool broadcastable to [B, 1, Tq, K] or None; positions [B, Tq]
         int32 (query positions, for the query stream with target_mapping) or None (the
         queries are positions 0..T-1 and the original reshape shift applies).
+
+        score = (ac + bd + ef) / sqrt(Dh) with the biases added to the queries (spec 1.8);
+        the scale is folded into the queries so no [B, H, Tq, K] tensor is rescaled.
         """
         dt = self.compute_dtype
-        k_t = tf.transpose(k_head, [0, 2, 3, 1])                              # [B, H, Dh, K]
-        q_w = tf.transpose(q_head + self._w(r_w_bias), [0, 2, 1, 3])          # [B, H, Tq, Dh]
-        ac = tf.matmul(q_w, k_t)                                              # [B, H, Tq, K]
-        q_r = tf.transpose(q_head + self._w(r_r_bias), [0, 2, 1, 3])          # [B, H, Tq, Dh]
-        kr_t = tf.transpose(kr_head, [0, 2, 3, 1])                            # [1|B, H, Dh, R]
-        bd_raw = tf.matmul(q_r, kr_t)                                         # [B, H, Tq, R]
+        scale = tf.cast(self.scale, dt)
+        q = q_head * scale                                                   # [B, H, Tq, Dh]
+
+        def bias(b):                                                         # [H, 1, Dh]
+            return (self._w(b) * scale)[:, None, :]
+
+        ac = tf.matmul(q + bias(r_w_bias), k_head, transpose_b=True)         # [B, H, Tq, K]
+        bd_raw = tf.matmul(q + bias(r_r_bias), kr_head, transpose_b=True)    # [B, H, Tq, R]
         if positions is None:
             bd = rel_shift(bd_raw, klen)                                      # [B, H, Tq, K]
         else:
             bd = gather_shift(bd_raw, positions, qlen, klen)                  # [B, H, Tq, K]
         score = ac + bd
         if seg_mismatch is not None:
-            ef_pre = tf.einsum("bind,snd->bnis", q_head + self._w(r_s_bias),
-                               self._w(seg_embed))                            # [B, H, Tq, 2]
+            seg_t = tf.transpose(self._w(seg_embed), [1, 2, 0])               # [H, Dh, 2]
+            ef_pre = tf.matmul(q + bias(r_s_bias), seg_t)                     # [B, H, Tq, 2]
             ef = tf.where(seg_mismatch[:, None], ef_pre[..., 1:2],
                           ef_pre[..., 0:1])                                   # [B, H, Tq, K]
             score = score + ef
-        score = tf.cast(score, tf.float32) * self.scale                      # [B, H, Tq, K]
+        score = tf.cast(score, tf.float32)                                   # [B, H, Tq, K]
         if allowed is not None:
             score = tf.where(allowed, score, NEG_INF)
         prob = tf.cast(tf.nn.softmax(score, axis=-1), dt)                     # [B, H, Tq, K]
         prob = dropout(prob, self.dropatt_rate, seed, training)
-        v_t = tf.transpose(v_head, [0, 2, 1, 3])                              # [B, H, K, Dh]
-        vec = tf.matmul(prob, v_t)                                            # [B, H, Tq, Dh]
-        return tf.transpose(vec, [0, 2, 1, 3])                                # [B, Tq, H, Dh]
+        return tf.matmul(prob, v_head)                                        # [B, H, Tq, Dh]
 
     def post(self, attn_vec, residual, training=False, seed=None):
-        """Output projection, dropout, residual and post-LN: [B, Tq, H, Dh] -> [B, Tq, d]."""
-        out = tf.einsum("bind,hnd->bih", attn_vec, self._w(self.o_kernel))   # [B, Tq, d]
+        """Output projection (o/kernel [d, H, Dh] contracted on H, Dh), dropout, residual and
+        post-LN: [B, H, Tq, Dh] -> [B, Tq, d]."""
+        b, tq = tf.shape(residual)[0], tf.shape(residual)[1]
+        hd = self.n_head * self.d_head
+        vec = tf.reshape(tf.transpose(attn_vec, [0, 2, 1, 3]), [-1, hd])     # [B*Tq, H*Dh]
+        wo = tf.reshape(self._w(self.o_kernel), [self.d_model, hd])          # [d, H*Dh]
+        out = tf.reshape(tf.matmul(vec, wo, transpose_b=True),
+                         [b, tq, self.d_model])                              # [B, Tq, d]
         out = dropout(out, self.dropout_rate, seed, training)
         return self.layer_norm(out + residual)
 
@@ -247,11 +264,16 @@ class FeedForward(keras.layers.Layer):
 
     def call(self, x, training=False, seed=None):
         dt = self.compute_dtype
-        y = tf.matmul(x, tf.cast(self.kernel_1, dt)) + tf.cast(self.bias_1, dt)  # [B, L, Di]
+        shape = tf.shape(x)
+        x2 = tf.reshape(x, [-1, self.d_model])                              # [B*L, d]
+        # 2-D MatMul + BiasAdd + activation: the pattern grappler fuses into one oneDNN op
+        y = tf.nn.bias_add(tf.matmul(x2, tf.cast(self.kernel_1, dt)),
+                           tf.cast(self.bias_1, dt))                          # [B*L, Di]
         y = gelu_tanh(y) if self.activation == "gelu" else tf.nn.relu(y)
         y = dropout(y, self.dropout_rate, fold_seed(seed, 0), training)
-        y = tf.matmul(y, tf.cast(self.kernel_2, dt)) + tf.cast(self.bias_2, dt)  # [B, L, d]
-        y = dropout(y, self.dropout_rate, fold_seed(seed, 1), training)
+        y = tf.nn.bias_add(tf.matmul(y, tf.cast(self.kernel_2, dt)),
+                           tf.cast(self.bias_2, dt))                          # [B*L, d]
+        y = dropout(tf.reshape(y, shape), self.dropout_rate, fold_seed(seed, 1), training)
         return self.layer_norm(y + x)
 
 
@@ -292,31 +314,34 @@ class XLNetLayer(keras.layers.Layer):
         attn = self.rel_attn
         r_w_bias, r_r_bias, r_s_bias, seg_embed = biases
         qlen = tf.shape(h)[1]
-        cat = h if mem is None else tf.concat([tf.cast(mem, h.dtype), h], axis=1)  # [B, K, d]
-        klen = tf.shape(cat)[1]
-        k_head = attn.project(cat, "k")                                      # [B, K, H, Dh]
-        v_head = attn.project(cat, "v")                                      # [B, K, H, Dh]
-        kr_head = attn.project(pos_emb, "r")                                 # [1|B, R, H, Dh]
+        if mem is None:
+            klen = qlen
+            q_h, k_head, v_head = attn.project(h, ("q", "k", "v"))           # [B, H, T|K, Dh]
+        else:
+            cat = tf.concat([tf.cast(mem, h.dtype), h], axis=1)             # [B, K, d]
+            klen = tf.shape(cat)[1]
+            (q_h,) = attn.project(h, ("q",))                                 # [B, H, T, Dh]
+            k_head, v_head = attn.project(cat, ("k", "v"))                   # [B, H, K, Dh]
+        (kr_head,) = attn.project(pos_emb, ("r",))                           # [1|B, H, R, Dh]
         common = dict(k_head=k_head, v_head=v_head, kr_head=kr_head, r_w_bias=r_w_bias,
                       r_r_bias=r_r_bias, r_s_bias=r_s_bias, seg_embed=seg_embed,
                       qlen=qlen, klen=klen, training=training)
         # independent dropout seeds per stream and sub-step
         s_h, s_g = fold_seed(seed, 0), fold_seed(seed, 1)
 
-        q_h = attn.project(h, "q")                                           # [B, T, H, Dh]
         vec_h = attn.core(q_h, seg_mismatch=seg_mismatch, allowed=content_allowed,
                           seed=fold_seed(s_h, 0), **common)
         h_out = self.ff(attn.post(vec_h, h, training, fold_seed(s_h, 1)), training=training,
                         seed=fold_seed(s_h, 2))                              # [B, T, d]
         g_out = None
         if g is not None:
-            q_g = attn.project(g, "q")                                       # [B, P, H, Dh]
+            (q_g,) = attn.project(g, ("q",))                                 # [B, H, P, Dh]
             vec_g = attn.core(q_g, seg_mismatch=seg_mismatch_g, allowed=query_allowed,
                               positions=positions, seed=fold_seed(s_g, 0),
-                              **common)                                      # [B, P, H, Dh]
+                              **common)                                      # [B, H, P, Dh]
             if slot_weight is not None:
                 # a zero target_mapping row gathers nothing: its attention vector is 0
-                vec_g = vec_g * tf.cast(slot_weight, vec_g.dtype)[:, :, None, None]
+                vec_g = vec_g * tf.cast(slot_weight, vec_g.dtype)[:, None, :, None]
             g_out = self.ff(attn.post(vec_g, g, training, fold_seed(s_g, 1)), training=training,
                             seed=fold_seed(s_g, 2))                          # [B, P, d]
         return h_out, g_out
