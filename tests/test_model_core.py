@@ -250,3 +250,16 @@ def test_recompute_gives_the_same_loss_and_gradients_with_dropout():
     l3, _ = _grads(a, inputs)
     l4, _ = _grads(b, inputs)
     np.testing.assert_allclose(l3.numpy(), l4.numpy(), rtol=1e-6)
+
+
+def test_dropout_rate_scale_and_determinism():
+    from xlnet_tf.layers import dropout
+    x = tf.ones([256, 512])
+    seed = tf.constant([3, 4])
+    y = dropout(x, 0.1, seed, True).numpy()
+    kept = y > 0
+    assert abs(kept.mean() - 0.9) < 0.005                      # keep rate
+    assert abs(y.mean() - 1.0) < 0.01                           # inverted: expectation kept
+    np.testing.assert_array_equal(dropout(x, 0.1, seed, True).numpy(), y)   # same seed
+    assert (dropout(x, 0.1, tf.constant([3, 5]), True).numpy() != y).any()  # other seed
+    np.testing.assert_array_equal(dropout(x, 0.1, seed, False).numpy(), x.numpy())

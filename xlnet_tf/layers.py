@@ -22,11 +22,20 @@ def dropout(x, rate, seed, training):
 
     The same seed gives the same mask, so a layer re-run in the backward pass
     (``recompute``) drops exactly what the forward pass dropped, and a resumed run that
-    restored the model's seed generator draws the masks an uninterrupted run would."""
+    restored the model's seed generator draws the masks an uninterrupted run would.
+    Each 32-bit Philox draw gives two 16-bit uniforms (half the random-number work of
+    ``stateless_uniform``); the kept values are scaled by the exact inverse of the keep
+    probability (65536 - t) / 65536, t = round(rate * 65536)."""
     if not training or rate <= 0 or seed is None:
         return x
-    keep = tf.random.stateless_uniform(tf.shape(x), seed=seed) >= rate
-    return tf.where(keep, x * tf.cast(1.0 / (1.0 - rate), x.dtype), tf.zeros_like(x))
+    n = tf.size(x)
+    bits = tf.random.stateless_uniform([(n + 1) // 2], seed=seed, minval=None, maxval=None,
+                                       dtype=tf.uint32)
+    u16 = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:n]
+    threshold = int(round(rate * 65536))
+    keep = tf.reshape(u16 >= tf.constant(threshold, tf.uint16), tf.shape(x))
+    scale = tf.cast(65536.0 / (65536 - threshold), x.dtype)
+    return tf.where(keep, x * scale, tf.zeros_like(x))
 
 
 def fold_seed(seed, k):
@@ -86,10 +95,12 @@ def rel_shift(x, klen):
     Reinterpret as [R, T], drop the first row, reinterpret as [T, R-1], keep K columns; the
     closed form is out[i, j] = x[i, T - i + j] (spec 1.9).
     """
+    # tf.slice rather than python slicing: its gradient is a cheap Pad, while the strided-slice
+    # gradient of these [B, H, T, R] tensors dominated the backward pass
     b, h, t, r = tf.unstack(tf.shape(x))
-    x = tf.reshape(x, [b, h, r, t])[:, :, 1:, :]                             # [B, H, R-1, T]
+    x = tf.slice(tf.reshape(x, [b, h, r, t]), [0, 0, 1, 0], [-1, -1, -1, -1])  # [B, H, R-1, T]
     x = tf.reshape(x, [b, h, t, r - 1])                                       # [B, H, T, R-1]
-    return x[:, :, :, :klen]                                                  # [B, H, T, K]
+    return tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, klen])                      # [B, H, T, K]
 
 
 def gather_shift(x, positions, qlen, klen):
@@ -176,7 +187,7 @@ class RelativeAttention(keras.layers.Layer):
                        for k in names], axis=1)                              # [d, n*H*Dh]
         y = tf.matmul(tf.reshape(x, [-1, self.d_model]), w)                  # [B*L, n*H*Dh]
         y = tf.transpose(tf.reshape(y, [b, l, n, h, dh]), [2, 0, 3, 1, 4])   # [n, B, H, L, Dh]
-        return [y[i] for i in range(n)]                                      # n x [B, H, L, Dh]
+        return tf.unstack(y, num=n, axis=0)                                  # n x [B, H, L, Dh]
 
     def core(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
              r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,
