@@ -99,6 +99,13 @@ def _load_named_arrays(model, get, available, source, allow_missing_backbone=Fal
             f"{source} lacks {len(missing_backbone)} backbone variables of this model, e.g. "
             f"{missing_backbone[:3]}; refusing to load a partial backbone (is it an XLNet "
             f"checkpoint with the same n_layer / untie_r?)")
+    extra_backbone = sorted(n for n in available if n.startswith(BACKBONE_PREFIX)
+                            and n not in names)
+    if extra_backbone and not allow_missing_backbone:
+        raise ValueError(
+            f"{source} has {len(extra_backbone)} backbone variables this model lacks, e.g. "
+            f"{extra_backbone[:3]}; it was made for a larger model (more layers?) - build the "
+            f"model from the configuration that came with the checkpoint")
     loaded, missing = [], []
     for name, var in names.items():
         if name in available:
@@ -223,6 +230,10 @@ def hf_to_original(state, n_layer, untie_r=True):
     shared (untie_r=False), stacks seg_embed."""
     s = {(k[len("transformer."):] if k.startswith("transformer.") else k): v
          for k, v in state.items()}
+    layers = {int(k.split(".")[1]) for k in s if k.startswith("layer.")}
+    if layers and len(layers) != n_layer:
+        raise ValueError(f"the Hugging Face weights have {len(layers)} layers but the model has "
+                         f"n_layer={n_layer}; build the model from the weights' config.json")
     out = {}
     t = "model/transformer"
     if "word_embedding.weight" in s:
