@@ -160,6 +160,9 @@ def test_load_errors_name_the_variable(tmp_path):
     xlnet_tf.save_original_checkpoint(xlnet_tf.XLNetLMModel(tiny(n_layer=1)), prefix2)
     with pytest.raises(ValueError, match="partial backbone"):
         xlnet_tf.load_original_checkpoint(xlnet_tf.XLNetLMModel(tiny()), prefix2)
+    # ... and a checkpoint with more layers than the model is refused too
+    with pytest.raises(ValueError, match="larger model"):
+        xlnet_tf.load_original_checkpoint(xlnet_tf.XLNetLMModel(tiny(n_layer=1)), prefix)
     del before
 
 

@@ -16,6 +16,7 @@ import dataclasses
 import glob
 import json
 import os
+import re
 import shutil
 import struct
 import tempfile
@@ -99,13 +100,14 @@ def _load_named_arrays(model, get, available, source, allow_missing_backbone=Fal
             f"{source} lacks {len(missing_backbone)} backbone variables of this model, e.g. "
             f"{missing_backbone[:3]}; refusing to load a partial backbone (is it an XLNet "
             f"checkpoint with the same n_layer / untie_r?)")
-    extra_backbone = sorted(n for n in available if n.startswith(BACKBONE_PREFIX)
-                            and n not in names)
-    if extra_backbone and not allow_missing_backbone:
+    layer_re = re.compile(r"^model/transformer/layer_(\d+)/")
+    ours = {int(m.group(1)) for m in map(layer_re.match, names) if m}
+    theirs = {int(m.group(1)) for m in map(layer_re.match, available) if m}
+    if theirs - ours and not allow_missing_backbone:
         raise ValueError(
-            f"{source} has {len(extra_backbone)} backbone variables this model lacks, e.g. "
-            f"{extra_backbone[:3]}; it was made for a larger model (more layers?) - build the "
-            f"model from the configuration that came with the checkpoint")
+            f"{source} has {len(theirs)} layers (layer_{max(theirs)} exists) but the model has "
+            f"{len(ours)}; it was made for a larger model - build the model from the "
+            f"configuration that came with the checkpoint")
     loaded, missing = [], []
     for name, var in names.items():
         if name in available:
