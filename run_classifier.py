@@ -36,6 +36,8 @@ import sys
 
 from absl import app, flags
 
+import common_flags
+
 FLAGS = flags.FLAGS
 
 # ---- task and data
@@ -120,15 +122,7 @@ flags.DEFINE_bool("keep_best", False, "With --eval_every: keep the best evaluate
 flags.DEFINE_string("export_dir", None, "Write a SavedModel for TF Serving to "
                     "EXPORT_DIR/<version>/.")
 flags.DEFINE_integer("export_version", None, "Version folder number (default: next free).")
-flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker_mirrored",
-                                             "tpu"], "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (--strategy=tpu).")
-flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default all).")
-flags.DEFINE_integer("num_cpus", None, "Split the CPU into N logical devices (mirrored on a "
-                     "machine without GPUs).")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                  "Compute precision (variables stay float32).")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+common_flags.define_distribution_flags()
 
 log = logging.getLogger("xlnet_tf")
 
@@ -217,64 +211,6 @@ def load_json(path):
         return json.load(f)
 
 
-def checkpoint_step(prefix):
-    """Step of a checkpoint: ``ckpt-N`` names, else its global_step variable, else 0."""
-    import tensorflow as tf
-    tail = os.path.basename(prefix).rsplit("-", 1)
-    if len(tail) == 2 and tail[1].isdigit():
-        return int(tail[1])
-    try:
-        return int(tf.train.load_checkpoint(prefix).get_tensor("global_step"))
-    except Exception:  # noqa: BLE001 - no global_step: step 0
-        return 0
-
-
-def restore_for_inference(model, output_dir, init_checkpoint, prefer_best):
-    """Weights for evaluation / prediction / export without training: the best kept weights
-    (--keep_best), else the newest checkpoint in output_dir, else --init_checkpoint.
-    Returns (description, step)."""
-    import tensorflow as tf
-    from xlnet_tf import checkpoint as ckpt_lib
-    from xlnet_tf import training
-
-    best = os.path.join(output_dir, "best", "xlnet_model.ckpt")
-    if prefer_best and os.path.exists(best + ".index"):
-        ckpt_lib.load_original_checkpoint(model, best)
-        return best, checkpoint_step(best)
-    latest = tf.train.latest_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-    if latest:
-        status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError as e:
-            raise ValueError(f"checkpoint {latest!r} does not fit this model: "
-                             f"{str(e).splitlines()[0][:300]}") from None
-        return latest, checkpoint_step(latest)
-    final = os.path.join(output_dir, "xlnet_model.ckpt")
-    if os.path.exists(final + ".index"):
-        ckpt_lib.load_original_checkpoint(model, final)
-        return final, checkpoint_step(final)
-    if init_checkpoint:
-        training.init_from_checkpoint(model, init_checkpoint)
-        prefix = init_checkpoint
-        try:
-            prefix = ckpt_lib.resolve_checkpoint_prefix(init_checkpoint)
-        except (ValueError, FileNotFoundError):
-            return init_checkpoint, 0
-        return init_checkpoint, checkpoint_step(prefix)
-    raise ValueError(f"no weights to use: --output_dir {output_dir!r} holds no checkpoint and "
-                     f"no --init_checkpoint was given")
-
-
-def copy_for_export(model, build):
-    """A float32 copy of ``model`` (built by ``build``) with the same weights, for serving."""
-    fresh = build("float32")
-    src = model.original_name_map()
-    for name, var in fresh.original_name_map().items():
-        var.assign(src[name].numpy())
-    return fresh
-
-
 def do_export(model_or_copy, export_dir, spiece_model, cfg, version):
     from xlnet_tf import export
     path = export.export_classifier(
@@ -291,6 +227,7 @@ def do_export(model_or_copy, export_dir, spiece_model, cfg, version):
 def export_only(F):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     import keras
+    from xlnet_tf import training
     from xlnet_tf import export
     from xlnet_tf.classifier import XLNetClassifier
     from xlnet_tf.config import XLNetConfig
@@ -322,7 +259,7 @@ def export_only(F):
                             summary_type=cfg["summary_type"],
                             use_summ_proj=cfg["use_summ_proj"], cls_scope=cfg["cls_scope"])
     try:
-        source, step = restore_for_inference(model, F.output_dir, None, True)
+        source, step = training.restore_for_inference(model, F.output_dir, None, prefer_best=True)
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     print(f"exporting the weights of {source} (step {step})", flush=True)
@@ -492,7 +429,7 @@ def main(argv):
         if model is None:
             model = task.build_model()
         try:
-            source, step = restore_for_inference(model, out, F.init_checkpoint, F.keep_best)
+            source, step = training.restore_for_inference(model, out, F.init_checkpoint, prefer_best=F.keep_best)
         except (ValueError, FileNotFoundError) as e:
             fail(str(e))
 
@@ -530,7 +467,7 @@ def main(argv):
 
     if F.do_train:
         task.train_record = records["train"].path
-        state = {"last": checkpoint_step(tf.train.latest_checkpoint(out)) if has_ckpt else 0}
+        state = {"last": training.checkpoint_step(tf.train.latest_checkpoint(out)) if has_ckpt else 0}
         best_file = os.path.join(best_dir, "eval_results.json")
         state["best"] = load_json(best_file).get(main_metric) if F.keep_best and \
             os.path.exists(best_file) else None
@@ -584,7 +521,7 @@ def main(argv):
         print(f"wrote {len(logits)} predictions of the {F.predict_split} split to {tsv} and "
               f"{jsonl}", flush=True)
     if F.export_dir:
-        do_export(copy_for_export(model, task.build_model), F.export_dir, spiece, cfg, version)
+        do_export(training.copy_for_export(model, task.build_model), F.export_dir, spiece, cfg, version)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import sys
 
 from absl import app, flags
 
+import common_flags
+
 FLAGS = flags.FLAGS
 
 # ---- model size (or --model_config)
@@ -68,15 +70,7 @@ flags.DEFINE_float("dropatt", 0.1, "Attention dropout.")
 flags.DEFINE_enum("init", "normal", ["normal", "uniform"], "Initializer.")
 flags.DEFINE_float("init_std", 0.02, "Normal initializer stddev.")
 flags.DEFINE_float("init_range", 0.1, "Uniform initializer range.")
-flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker_mirrored",
-                                             "tpu"], "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (--strategy=tpu).")
-flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default all).")
-flags.DEFINE_integer("num_cpus", None, "Split the CPU into N logical devices (mirrored on a "
-                     "machine without GPUs).")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                  "Compute precision (variables stay float32).")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+common_flags.define_distribution_flags()
 
 
 def fail(msg):

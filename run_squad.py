@@ -35,6 +35,8 @@ import sys
 
 from absl import app, flags
 
+import common_flags
+
 FLAGS = flags.FLAGS
 
 # ---- data
@@ -103,15 +105,7 @@ flags.DEFINE_integer("max_answer_length", 64, "Longest answer in pieces.")
 flags.DEFINE_string("export_dir", None, "Write a SavedModel for TF Serving to "
                     "EXPORT_DIR/<version>/.")
 flags.DEFINE_integer("export_version", None, "Version folder number (default: next free).")
-flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored", "multi_worker_mirrored",
-                                             "tpu"], "tf.distribute strategy.")
-flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (--strategy=tpu).")
-flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default all).")
-flags.DEFINE_integer("num_cpus", None, "Split the CPU into N logical devices (mirrored on a "
-                     "machine without GPUs).")
-flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
-                  "Compute precision (variables stay float32).")
-flags.DEFINE_integer("seed", 0, "Random seed.")
+common_flags.define_distribution_flags()
 
 log = logging.getLogger("xlnet_tf")
 
@@ -187,64 +181,6 @@ def writable_dir(path):
     return os.path.isdir(path) and os.access(path, os.W_OK)
 
 
-def checkpoint_step(prefix):
-    """Step of a checkpoint: ``ckpt-N`` names, else its global_step variable, else 0."""
-    import tensorflow as tf
-    tail = os.path.basename(prefix).rsplit("-", 1)
-    if len(tail) == 2 and tail[1].isdigit():
-        return int(tail[1])
-    try:
-        return int(tf.train.load_checkpoint(prefix).get_tensor("global_step"))
-    except Exception:  # noqa: BLE001 - no global_step: step 0
-        return 0
-
-
-def restore_for_inference(model, output_dir, init_checkpoint):
-    """Weights for prediction / export without training: the newest checkpoint in
-    output_dir, else output_dir/xlnet_model.ckpt, else --init_checkpoint (the original
-    ignored it in predict mode and predicted with random heads).  Returns (source, step)."""
-    import tensorflow as tf
-    from xlnet_tf import checkpoint as ckpt_lib
-    from xlnet_tf import training
-
-    latest = tf.train.latest_checkpoint(output_dir) if os.path.isdir(output_dir) else None
-    if latest:
-        status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError as e:
-            raise ValueError(f"checkpoint {latest!r} does not fit this model: "
-                             f"{str(e).splitlines()[0][:300]}") from None
-        return latest, checkpoint_step(latest)
-    final = os.path.join(output_dir, "xlnet_model.ckpt")
-    if os.path.exists(final + ".index"):
-        ckpt_lib.load_original_checkpoint(model, final)
-        return final, checkpoint_step(final)
-    if init_checkpoint:
-        result = training.init_from_checkpoint(model, init_checkpoint)
-        missing = getattr(result, "missing", [])
-        if missing:
-            log.warning("--init_checkpoint %s has no SQuAD heads (%d variables such as %s keep "
-                        "their random initial values): its predictions are meaningless unless "
-                        "it was fine-tuned on SQuAD", init_checkpoint, len(missing), missing[0])
-        try:
-            prefix = ckpt_lib.resolve_checkpoint_prefix(init_checkpoint)
-        except (ValueError, FileNotFoundError):
-            return init_checkpoint, 0
-        return init_checkpoint, checkpoint_step(prefix)
-    raise ValueError(f"no weights to predict with: --output_dir {output_dir!r} holds no "
-                     f"checkpoint and no --init_checkpoint was given")
-
-
-def copy_for_export(model, build):
-    """A float32 copy of ``model`` (built by ``build``) with the same weights, for serving."""
-    fresh = build("float32")
-    src = model.original_name_map()
-    for name, var in fresh.original_name_map().items():
-        var.assign(src[name].numpy())
-    return fresh
-
-
 def count_long_questions(examples, tokenizer, max_query_length):
     """(number of questions longer than max_query_length pieces, first few ids): they are
     truncated to their first max_query_length pieces, as the original does."""
@@ -309,6 +245,7 @@ def do_export(model, export_dir, spiece_model, cfg, version):
 def export_only(F):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     import keras
+    from xlnet_tf import training
     from xlnet_tf import export
     from xlnet_tf.config import XLNetConfig
     from xlnet_tf.squad_model import XLNetSquadModel
@@ -329,7 +266,7 @@ def export_only(F):
     model = XLNetSquadModel(XLNetConfig.from_dict(cfg["xlnet_config"]), cfg["start_n_top"],
                             cfg["end_n_top"])
     try:
-        source, step = restore_for_inference(model, F.output_dir, None)
+        source, step = training.restore_for_inference(model, F.output_dir, None, head_name="SQuAD")
     except (ValueError, FileNotFoundError) as e:
         fail(str(e))
     print(f"exporting the weights of {source} (step {step})", flush=True)
@@ -584,7 +521,7 @@ def main(argv):
         if model is None:
             model = task.build_model()
             try:
-                source, step = restore_for_inference(model, out, F.init_checkpoint)
+                source, step = training.restore_for_inference(model, out, F.init_checkpoint, head_name="SQuAD")
             except (ValueError, FileNotFoundError) as e:
                 fail(str(e))
         else:
@@ -597,7 +534,7 @@ def main(argv):
         except ValueError as e:
             fail(str(e))
     if F.export_dir:
-        export_model = model if F.precision == "float32" else copy_for_export(
+        export_model = model if F.precision == "float32" else training.copy_for_export(
             model, task.build_model)
         do_export(export_model, F.export_dir, spiece, cfg, version)
 

@@ -15,13 +15,13 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-import run_classifier
 from xlnet_tf import checkpoint as ckpt_lib
 from xlnet_tf import export
 from xlnet_tf.classifier import XLNetClassifier
 from xlnet_tf.config import XLNetConfig
 from xlnet_tf.data.classifier_data import get_task, pack_ids
 from xlnet_tf.tokenization import Tokenizer
+from conftest import script_module
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 FIXTURE_SPM = str(REPO / "tests" / "fixtures" / "spiece_test.model")
@@ -41,11 +41,12 @@ SENTENCES = [
 
 
 def run_cli(args):
+    script = script_module('run_classifier')   # installs this script's flags
     FLAGS = flags.FLAGS
     FLAGS.unparse_flags()
     FLAGS(["run_classifier.py", *args])
     try:
-        run_classifier.main([])
+        script.main([])
         return 0
     except SystemExit as e:
         return e.code

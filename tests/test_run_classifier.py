@@ -16,8 +16,8 @@ import pathlib
 import numpy as np
 import pytest
 from absl import flags
+from conftest import script_module
 
-import run_classifier
 
 FIXTURE_SPM = str(pathlib.Path(__file__).resolve().parent / "fixtures" / "spiece_test.model")
 TINY = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32",
@@ -27,6 +27,7 @@ TINY = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32
 
 def run_cli(args):
     """Run run_classifier.main with ``args``; returns (exit code, stdout, stderr)."""
+    script = script_module('run_classifier')   # installs this script's flags
     FLAGS = flags.FLAGS
     FLAGS.unparse_flags()
     FLAGS(["run_classifier.py", *args])
@@ -34,7 +35,7 @@ def run_cli(args):
     code = 0
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            run_classifier.main([])
+            script.main([])
     except SystemExit as e:
         code = e.code
     finally:

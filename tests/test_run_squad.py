@@ -21,8 +21,8 @@ import pytest
 import tensorflow as tf
 from absl import flags
 
-import run_squad
 from xlnet_tf import squad_eval
+from conftest import script_module
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 SPM = str(REPO / "tests" / "fixtures" / "spiece_test.model")
@@ -35,12 +35,13 @@ TINY = ["--n_layer=2", "--d_model=64", "--n_head=2", "--d_head=32", "--d_inner=1
 
 def run_cli(args, capsys):
     """Run run_squad.main with ``args``; returns (exit code, stdout, stderr)."""
+    script = script_module('run_squad')   # installs this script's flags
     FLAGS = flags.FLAGS
     FLAGS.unparse_flags()
     FLAGS(["run_squad.py", *args])
     code = 0
     try:
-        run_squad.main([])
+        script.main([])
     except SystemExit as e:
         code = e.code
     finally:

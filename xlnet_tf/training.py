@@ -229,6 +229,68 @@ def init_from_checkpoint(model, path):
     return ckpt_lib.load_original_checkpoint(model, prefix)
 
 
+def checkpoint_step(prefix):
+    """Step of a checkpoint: ``ckpt-N`` names, else its global_step variable, else 0."""
+    tail = os.path.basename(prefix).rsplit("-", 1)
+    if len(tail) == 2 and tail[1].isdigit():
+        return int(tail[1])
+    try:
+        return int(tf.train.load_checkpoint(prefix).get_tensor("global_step"))
+    except Exception:  # noqa: BLE001 - no global_step: step 0
+        return 0
+
+
+def restore_for_inference(model, output_dir, init_checkpoint, prefer_best=False,
+                          head_name="task"):
+    """Weights for evaluation / prediction / export without training, in this order: the
+    best kept weights (``prefer_best``: OUTPUT_DIR/best/xlnet_model.ckpt), the newest
+    checkpoint in output_dir, OUTPUT_DIR/xlnet_model.ckpt, else ``init_checkpoint`` (the
+    original ignored it in predict mode and predicted with random heads).  Returns
+    (source, step)."""
+    best = os.path.join(output_dir, "best", "xlnet_model.ckpt")
+    if prefer_best and os.path.exists(best + ".index"):
+        ckpt_lib.load_original_checkpoint(model, best)
+        return best, checkpoint_step(best)
+    latest = tf.train.latest_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+    if latest:
+        status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            raise ValueError(f"checkpoint {latest!r} does not fit this model: "
+                             f"{str(e).splitlines()[0][:300]}") from None
+        return latest, checkpoint_step(latest)
+    final = os.path.join(output_dir, "xlnet_model.ckpt")
+    if os.path.exists(final + ".index"):
+        ckpt_lib.load_original_checkpoint(model, final)
+        return final, checkpoint_step(final)
+    if init_checkpoint:
+        result = init_from_checkpoint(model, init_checkpoint)
+        missing = getattr(result, "missing", [])
+        if missing:
+            log.warning("--init_checkpoint %s has no %s head (%d variables such as %s keep "
+                        "their random initial values): its predictions are meaningless unless "
+                        "it was fine-tuned for this task", init_checkpoint, head_name,
+                        len(missing), missing[0])
+        try:
+            prefix = ckpt_lib.resolve_checkpoint_prefix(init_checkpoint)
+        except (ValueError, FileNotFoundError):
+            return init_checkpoint, 0
+        return init_checkpoint, checkpoint_step(prefix)
+    raise ValueError(f"no weights to use: --output_dir {output_dir!r} holds no checkpoint and "
+                     f"no --init_checkpoint was given")
+
+
+def copy_for_export(model, build):
+    """A float32 copy of ``model`` (``build(dtype)`` makes an empty one) with the same
+    weights, for serving."""
+    fresh = build("float32")
+    src = model.original_name_map()
+    for name, var in fresh.original_name_map().items():
+        var.assign(src[name].numpy())
+    return fresh
+
+
 # ---------------------------------------------------------------------------- the loop
 class _Progress:
     def __init__(self, start_step, total_steps, tokens_per_step):

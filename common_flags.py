@@ -1,0 +1,19 @@
+"""Flags shared by run_pretrain.py, run_classifier.py and run_squad.py: where and in which
+precision to run.  Only the scripts import this module; the library never reads FLAGS."""
+from absl import flags
+
+
+def define_distribution_flags():
+    """--strategy --tpu --num_gpus --num_cpus --precision --seed (defined once per process)."""
+    if "strategy" in flags.FLAGS:
+        return
+    flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored",
+                                                 "multi_worker_mirrored", "tpu"],
+                      "tf.distribute strategy.")
+    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (--strategy=tpu).")
+    flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default all).")
+    flags.DEFINE_integer("num_cpus", None, "Split the CPU into N logical devices (mirrored on "
+                         "a machine without GPUs).")
+    flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
+                      "Compute precision (variables stay float32).")
+    flags.DEFINE_integer("seed", 0, "Random seed.")
