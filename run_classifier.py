@@ -219,7 +219,7 @@ def do_export(model_or_copy, export_dir, spiece_model, cfg, version):
         uncased=cfg["uncased"], task_name=cfg["task"], version=version,
         info={"summary_type": cfg["summary_type"], "use_summ_proj": cfg["use_summ_proj"]})
     print(f"SavedModel written to {os.path.abspath(path)} (signatures serving_default: raw "
-          f"text, predict_ids: packed ids). Serve it with TF Serving: see docs/classifier.md.",
+          f"text, predict_ids: packed ids). Serve it with TF Serving: see README.md, 'Export for TensorFlow Serving'.",
           flush=True)
     return path
 

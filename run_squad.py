@@ -238,7 +238,7 @@ def do_export(model, export_dir, spiece_model, cfg, version):
         max_answer_length=cfg["max_answer_length"], uncased=cfg["uncased"], version=version)
     print(f"SavedModel written to {os.path.abspath(path)} (signatures serving_default: "
           f"question + context -> answer, answer_start, score, null_score; predict_features: "
-          f"built features -> beam outputs). Serving: see docs/squad.md.", flush=True)
+          f"built features -> beam outputs). Serving: see README.md, 'Export for TensorFlow Serving'.", flush=True)
     return path
 
 

@@ -27,7 +27,7 @@ Classifier signatures (method name ``tensorflow/serving/predict``):
 * ``predict_ids``: already-packed features ``input_ids`` int32 ``[B, T]``, ``seg_ids`` int32
   ``[B, T]``, ``input_mask`` float32 ``[B, T]`` (1 = padding); same outputs.
 
-Serving needs the tensorflow-text ops registered in the server (see docs/classifier.md).
+Serving needs the tensorflow-text ops registered in the server (see README.md, "Export for TensorFlow Serving").
 ``python -m xlnet_tf.export <saved_model_cli arguments>`` runs TensorFlow's
 ``saved_model_cli`` with those ops registered, e.g.::
 

@@ -70,7 +70,7 @@ score (the Python pipeline skips such a question, and drops a context whose char
 not align with its pieces - "MISMATCH DETECTED"; the export answers it anyway).
 
 Loading the SavedModel needs the tensorflow-text ops registered (``import tensorflow_text``
-first; see docs/squad.md for TF Serving).
+first; see README.md, "Export for TensorFlow Serving" for TF Serving).
 """
 import keras
 import tensorflow as tf
