@@ -11,6 +11,8 @@ def define_distribution_flags():
                                                  "multi_worker_mirrored", "tpu"],
                       "tf.distribute strategy.")
     flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (--strategy=tpu).")
+    flags.DEFINE_float("tpu_timeout", 60.0, "Seconds to wait for the TPU (--strategy=tpu) before "
+                       "giving up: an unserved grpc:// address would hang.")
     flags.DEFINE_integer("num_gpus", None, "GPUs for --strategy=mirrored (default all).")
     flags.DEFINE_integer("num_cpus", None, "Split the CPU into N logical devices (mirrored on "
                          "a machine without GPUs).")

@@ -352,7 +352,11 @@ def main(argv):
     training.set_precision(F.precision)
     tf.keras.utils.set_random_seed(F.seed)
     try:
-        strategy = training.make_strategy(F.strategy, tpu=F.tpu, num_gpus=F.num_gpus)
+        try:
+            strategy = training.make_strategy(F.strategy, tpu=F.tpu, num_gpus=F.num_gpus,
+                                              tpu_timeout=F.tpu_timeout)
+        except (RuntimeError, ValueError) as e:
+            fail(str(e))
     except (ValueError, RuntimeError) as e:
         fail(str(e))
     task = ClassifierTask(config, processor, None, F.max_seq_length,

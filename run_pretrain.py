@@ -100,7 +100,11 @@ def main(argv):
     training.configure_cpu_devices(F.num_cpus)
     training.set_precision(F.precision)
     tf.keras.utils.set_random_seed(F.seed)
-    strategy = training.make_strategy(F.strategy, tpu=F.tpu, num_gpus=F.num_gpus)
+    try:
+        strategy = training.make_strategy(F.strategy, tpu=F.tpu, num_gpus=F.num_gpus,
+                                          tpu_timeout=F.tpu_timeout)
+    except (RuntimeError, ValueError) as e:
+        fail(str(e))
     replicas = strategy.num_replicas_in_sync
     workers = getattr(strategy.extended, "_num_workers", None) or getattr(
         strategy.extended, "num_hosts", 1)

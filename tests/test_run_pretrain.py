@@ -204,3 +204,13 @@ def test_model_dir_of_another_model_and_init_checkpoint_of_another_size(tmp_path
                 f"--init_checkpoint={mdir / 'xlnet_model.ckpt'}"], check=False)
     assert proc.returncode == 2 and "another model size" in proc.stderr, proc.stderr[-2000:]
     assert not new.exists() or not [p for p in os.listdir(new) if p.startswith("ckpt")]
+
+
+def test_tpu_strategy_without_a_tpu_fails_clearly_instead_of_hanging(tmp_path):
+    start = time.time()
+    proc = run(["--strategy=tpu", "--tpu=grpc://127.0.0.1:1", "--tpu_timeout=5",
+                f"--model_dir={tmp_path / 'm'}"], check=False, timeout=120)
+    assert proc.returncode == 2 and "--strategy=tpu" in proc.stderr and "Traceback" not in \
+        proc.stderr, proc.stderr[-2000:]
+    assert time.time() - start < 90
+    assert not (tmp_path / "m").exists()
