@@ -384,16 +384,7 @@ def main(argv):
     # ---- output_dir, export_dir: refuse another model's folder
     identity = squad_identity(config, F.max_seq_length)
     try:
-        training.check_model_dir(out, identity)
-        old_cfg = os.path.join(out, SQUAD_CONFIG)
-        if os.path.exists(old_cfg):
-            have = load_json(old_cfg).get("identity", {})
-            diffs = [f"{k}: output_dir has {have.get(k)!r}, this run has {v!r}"
-                     for k, v in identity.items() if k in have and have[k] != v]
-            if diffs:
-                raise ValueError(f"--output_dir {out!r} holds a model fine-tuned with other "
-                                 f"settings ({'; '.join(diffs)}); use a new --output_dir or "
-                                 f"the same settings")
+        training.check_output_dir(out, identity, SQUAD_CONFIG)
         version = None
         if F.export_dir:
             from xlnet_tf import export
@@ -404,11 +395,8 @@ def main(argv):
     training.set_precision(F.precision)
     tf.keras.utils.set_random_seed(F.seed)
     try:
-        try:
-            strategy = training.make_strategy(F.strategy, tpu=F.tpu, num_gpus=F.num_gpus,
-                                              tpu_timeout=F.tpu_timeout)
-        except (RuntimeError, ValueError) as e:
-            fail(str(e))
+        strategy = training.make_strategy(F.strategy, tpu=F.tpu, num_gpus=F.num_gpus,
+                                          tpu_timeout=F.tpu_timeout)
     except (ValueError, RuntimeError) as e:
         fail(str(e))
     task = SquadTask(config, None, F.max_seq_length, start_n_top=F.start_n_top,

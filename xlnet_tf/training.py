@@ -183,6 +183,23 @@ def check_model_dir(model_dir, identity):
                          + "; ".join(diffs) + "); use a new --model_dir or the same settings")
 
 
+def check_output_dir(output_dir, identity, config_name):
+    """check_model_dir, plus the settings an earlier fine-tuning run saved in
+    OUTPUT_DIR/<config_name> (``{"identity": {...}}``): another task or model is refused."""
+    check_model_dir(output_dir, identity)
+    path = os.path.join(output_dir, config_name)
+    if not os.path.exists(path):
+        return
+    with open(path, encoding="utf-8") as f:
+        have = json.load(f).get("identity", {})
+    diffs = [f"{k}: output_dir has {have.get(k)!r}, this run has {v!r}"
+             for k, v in identity.items() if k in have and have[k] != v]
+    if diffs:
+        raise ValueError(f"--output_dir {output_dir!r} holds a model fine-tuned with other "
+                         f"settings ({'; '.join(diffs)}); use a new --output_dir or the same "
+                         f"settings")
+
+
 def write_json_atomic(path, obj):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
