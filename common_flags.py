@@ -19,3 +19,13 @@ def define_distribution_flags():
     flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                       "Compute precision (variables stay float32).")
     flags.DEFINE_integer("seed", 0, "Random seed.")
+
+
+def define_export_flags():
+    """--export_dir --export_version (run_classifier.py, run_squad.py)."""
+    if "export_dir" in flags.FLAGS:
+        return
+    flags.DEFINE_string("export_dir", None, "Write a SavedModel for TF Serving to "
+                        "EXPORT_DIR/<version>/.")
+    flags.DEFINE_integer("export_version", None, "Version folder number (default: next "
+                         "free).")

@@ -119,9 +119,7 @@ flags.DEFINE_integer("eval_every", 0, "Evaluate on --eval_split every N training
                      "first --iterations boundary at or after each multiple; 0 = off).")
 flags.DEFINE_bool("keep_best", False, "With --eval_every: keep the best evaluated weights in "
                   "OUTPUT_DIR/best/ and use them for --do_eval/--do_predict/--export_dir.")
-flags.DEFINE_string("export_dir", None, "Write a SavedModel for TF Serving to "
-                    "EXPORT_DIR/<version>/.")
-flags.DEFINE_integer("export_version", None, "Version folder number (default: next free).")
+common_flags.define_export_flags()
 common_flags.define_distribution_flags()
 
 log = logging.getLogger("xlnet_tf")

@@ -102,9 +102,7 @@ flags.DEFINE_integer("n_best_size", 5, "Answers per question in nbest_prediction
 flags.DEFINE_integer("start_n_top", 5, "Beam: best starts per window.")
 flags.DEFINE_integer("end_n_top", 5, "Beam: best ends per start.")
 flags.DEFINE_integer("max_answer_length", 64, "Longest answer in pieces.")
-flags.DEFINE_string("export_dir", None, "Write a SavedModel for TF Serving to "
-                    "EXPORT_DIR/<version>/.")
-flags.DEFINE_integer("export_version", None, "Version folder number (default: next free).")
+common_flags.define_export_flags()
 common_flags.define_distribution_flags()
 
 log = logging.getLogger("xlnet_tf")

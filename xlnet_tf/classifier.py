@@ -43,7 +43,7 @@ import tensorflow as tf
 
 from xlnet_tf.config import XLNetConfig
 from xlnet_tf.layers import NEG_INF, LayerNorm, dropout, fold_seed, initializer
-from xlnet_tf.model import XLNetModel
+from xlnet_tf.model import XLNetModel, model_from_config
 from xlnet_tf.training import Task
 
 SUMMARY_TYPES = ("last", "first", "mean", "attn")
@@ -231,13 +231,11 @@ class XLNetClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, cfg):
-        cfg = dict(cfg)
-        return cls(XLNetConfig.from_dict(cfg.pop("config")), **cfg)
+        return model_from_config(cls, cfg)
 
     def original_name_map(self):
         """{original TF1 name: variable}: backbone, summary and head (see module docstring)."""
-        names = self.transformer.original_name_map()
-        del names["model/transformer/mask_emb/mask_emb"]
+        names = self.transformer.original_name_map(include_mask_emb=False)
         names.update(self.sequence_summary.original_name_map())
         names[f"model/{self.head_scope}/logit/kernel"] = self.logit.kernel
         names[f"model/{self.head_scope}/logit/bias"] = self.logit.bias

@@ -119,7 +119,8 @@ def _get_config(model):
             "dtype": model.dtype_policy.name}
 
 
-def _from_config(cls, cfg):
+def model_from_config(cls, cfg):
+    """Keras from_config for the models of this package: {"config": XLNetConfig dict, ...}."""
     cfg = dict(cfg)
     return cls(XLNetConfig.from_dict(cfg.pop("config")), **cfg)
 
@@ -177,11 +178,13 @@ class XLNetModel(keras.Model):
 
     @classmethod
     def from_config(cls, cfg):
-        return _from_config(cls, cfg)
+        return model_from_config(cls, cfg)
 
     # ------------------------------------------------------------------ naming
-    def original_name_map(self, prefix="model/transformer"):
-        """{original TF1 variable name: variable} for every backbone weight."""
+    def original_name_map(self, prefix="model/transformer", include_mask_emb=True):
+        """{original TF1 variable name: variable} for every backbone weight.  Fine-tuning
+        models pass ``include_mask_emb=False``: the original's fine-tuning graphs have no
+        mask_emb (it only feeds the pretraining query stream)."""
         names = {
             f"{prefix}/word_embedding/lookup_table": self.word_embedding,
             f"{prefix}/mask_emb/mask_emb": self.mask_emb,
@@ -190,6 +193,8 @@ class XLNetModel(keras.Model):
             f"{prefix}/r_s_bias": self.r_s_bias,
             f"{prefix}/seg_embed": self.seg_embed,
         }
+        if not include_mask_emb:
+            del names[f"{prefix}/mask_emb/mask_emb"]
         for i, block in enumerate(self.blocks):
             p = f"{prefix}/layer_{i}"
             a, f = block.rel_attn, block.ff
@@ -314,7 +319,7 @@ class XLNetLMModel(keras.Model):
 
     @classmethod
     def from_config(cls, cfg):
-        return _from_config(cls, cfg)
+        return model_from_config(cls, cfg)
 
     def original_name_map(self):
         names = self.transformer.original_name_map()

@@ -54,7 +54,7 @@ import tensorflow as tf
 
 from xlnet_tf.config import XLNetConfig
 from xlnet_tf.layers import NEG_INF, LayerNorm, initializer
-from xlnet_tf.model import XLNetModel
+from xlnet_tf.model import XLNetModel, model_from_config
 from xlnet_tf.training import Task
 
 BACKBONE_KEYS = ("input_ids", "seg_ids", "input_mask")
@@ -232,13 +232,11 @@ class XLNetSquadModel(keras.Model):
 
     @classmethod
     def from_config(cls, cfg):
-        cfg = dict(cfg)
-        return cls(XLNetConfig.from_dict(cfg.pop("config")), **cfg)
+        return model_from_config(cls, cfg)
 
     def original_name_map(self):
         """{original TF1 name: variable}: ``model/transformer/...`` + top-level heads."""
-        names = self.transformer.original_name_map()
-        del names["model/transformer/mask_emb/mask_emb"]
+        names = self.transformer.original_name_map(include_mask_emb=False)
         names.update(self.heads.original_name_map())
         return names
 
