@@ -36,7 +36,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -441,20 +440,6 @@ def targets(agg, peaks):
     return rows
 
 
-def write_json(path, payload):
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_bench_", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -558,7 +543,7 @@ def main(argv=None):
           ", ".join(f"{c} {v:.0f}" for c, v in per_contender_rss.items()))
     print(f"total {time.time() - start:.0f} s")
     if args.json:
-        write_json(args.json, dict(
+        workloads.write_json(args.json, dict(
             benchmark="bench_compare", python=platform.python_version(), cpus=os.cpu_count(),
             load_average_end=load_end, args=vars(args), matmul_peak_gflop_per_s=peaks,
             matmul_runs=peaks_runs, tasks={t: TASKS[t] for t in tasks},

@@ -16,11 +16,9 @@ Measures, with random weights (12 layers, d_model 768, 12 heads, d_inner 3072, 3
 Prints a table (and writes JSON with --json). Takes about 2-4 minutes on 2 cores.
 """
 import argparse
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -305,21 +303,6 @@ def print_table(rows, header):
               f"{r['first_call_s']:>10.1f}")
 
 
-def write_json(path, payload):
-    """Write to a temporary name beside `path`, then rename (no partial file)."""
-    folder = os.path.dirname(os.path.abspath(path)) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_bench_", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -390,7 +373,7 @@ def main(argv=None):
     print_table(rows, header)
     print(f"peak RSS {workloads.peak_rss_mb():.0f} MiB, total {time.time() - start:.0f} s")
     if args.json:
-        write_json(args.json, dict(
+        workloads.write_json(args.json, dict(
             benchmark="bench_model", precision=args.precision, jit_compile=jit,
             tensorflow=tf.__version__, python=platform.python_version(),
             cpus=os.cpu_count(), load_average_end=load,

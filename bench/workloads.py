@@ -4,9 +4,11 @@ FLOP counts, timing and peak-memory helpers.
 NumPy only, so the same inputs can be fed to our TensorFlow model and to the PyTorch /
 keras-hub workers that bench_compare.py runs in their own side environments.
 """
+import json
 import os
 import resource
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -167,3 +169,19 @@ def load_average():
         return os.getloadavg()
     except OSError:
         return None
+
+
+def write_json(path, payload):
+    """Write JSON to a temporary name beside `path`, then rename (no partial file)."""
+    folder = os.path.dirname(os.path.abspath(path)) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp_bench_", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
