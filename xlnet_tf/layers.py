@@ -17,8 +17,23 @@ import tensorflow as tf
 NEG_INF = -1e30  # the original masks by subtracting 1e30 (exactly equivalent in float32)
 
 
-def dropout(x, rate, seed, training):
-    """Inverted dropout drawn with a STATELESS RNG keyed by ``seed`` ([2] int tensor).
+def dims(x):
+    """The shape of ``x`` as a list: python ints where the static shape knows them, scalar
+    tensors elsewhere.  Building reshapes from static sizes keeps every intermediate shape
+    static, so the gradient functions need no ``Shape`` of a forward tensor -- a Shape op in
+    the backward graph keeps its (often [B, H, T, K]-sized) input alive until it runs."""
+    static = x.shape.as_list() if x.shape.rank is not None else None
+    if static is not None and all(d is not None for d in static):
+        return static
+    dynamic = tf.unstack(tf.shape(x), num=len(static) if static is not None else None)
+    if static is None:
+        return dynamic
+    return [d if d is not None else t for d, t in zip(static, dynamic)]
+
+
+def dropout_keep(shape, rate, seed):
+    """The keep mask (bool, ``shape``) and the scale (python float) of inverted dropout,
+    drawn with a STATELESS RNG keyed by ``seed`` ([2] int tensor).
 
     The same seed gives the same mask, so a layer re-run in the backward pass
     (``recompute``) drops exactly what the forward pass dropped, and a resumed run that
@@ -26,16 +41,54 @@ def dropout(x, rate, seed, training):
     Each 32-bit Philox draw gives two 16-bit uniforms (half the random-number work of
     ``stateless_uniform``); the kept values are scaled by the exact inverse of the keep
     probability (65536 - t) / 65536, t = round(rate * 65536)."""
-    if not training or rate <= 0 or seed is None:
-        return x
-    n = tf.size(x)
+    n = 1
+    for d in shape:
+        n = n * d
     bits = tf.random.stateless_uniform([(n + 1) // 2], seed=seed, minval=None, maxval=None,
                                        dtype=tf.uint32)
     u16 = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:n]
     threshold = int(round(rate * 65536))
-    keep = tf.reshape(u16 >= tf.constant(threshold, tf.uint16), tf.shape(x))
-    scale = tf.cast(65536.0 / (65536 - threshold), x.dtype)
-    return tf.where(keep, x * scale, tf.zeros_like(x))
+    keep = tf.reshape(u16 >= tf.constant(threshold, tf.uint16), shape)
+    return keep, 65536.0 / (65536 - threshold)
+
+
+def dropout(x, rate, seed, training):
+    """Inverted dropout with the stateless mask of `dropout_keep` (identity unless training
+    with rate > 0 and a seed)."""
+    if not training or rate <= 0 or seed is None:
+        return x
+    keep, scale = dropout_keep(dims(x), rate, seed)
+    return _apply_keep(x, keep, scale)
+
+
+def _apply_keep(x, keep, scale):
+    return tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros([], x.dtype))
+
+
+def dropout_matmul(a, b, rate, seed, training):
+    """``tf.matmul(dropout(a), b)`` for the attention probabilities and values.
+
+    When training, the gradient keeps a (the softmax output, kept for the softmax gradient
+    anyway), the boolean keep mask and b, and recomputes dropout(a) in the backward pass:
+    autodiff would keep dropout(a) as well, one more [B, H, T, K] tensor per layer."""
+    if not training:
+        return tf.matmul(a, b)
+    keep, scale = (dropout_keep(dims(a), rate, seed) if rate > 0 and seed is not None
+                   else (None, 1.0))
+
+    def drop(x):
+        return x if keep is None else _apply_keep(x, keep, scale)
+
+    @tf.custom_gradient
+    def fn(a, b):
+        def grad(dout):
+            with tf.control_dependencies([dout]):
+                a_drop = drop(tf.identity(a))
+            da = drop(tf.matmul(dout, b, transpose_b=True))
+            db = tf.matmul(a_drop, dout, transpose_a=True)
+            return da, db
+        return tf.matmul(drop(a), b), grad
+    return fn(a, b)
 
 
 def fold_seed(seed, k):
@@ -52,10 +105,79 @@ def initializer(config):
     return keras.initializers.RandomNormal(stddev=config.init_std)
 
 
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_A = 0.044715
+
+
 def gelu_tanh(x):
     """The original's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) - TensorFlow's
     approximate gelu, which grappler can fuse into the preceding MatMul + BiasAdd."""
     return tf.nn.gelu(x, approximate=True)
+
+
+def _activation_grad(x, activation):
+    """d activation / dx at x, in float32."""
+    x32 = tf.cast(x, tf.float32)
+    if activation == "relu":
+        return tf.cast(x32 > 0, tf.float32)
+    x2 = x32 * x32
+    t = tf.tanh(_GELU_C * (x32 + _GELU_A * x32 * x2))
+    return 0.5 * (1.0 + t) + 0.5 * x32 * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_A * x2)
+
+
+def activation_dropout_dense(x, activation, w, bias, rate, seed, training):
+    """``dropout(act(x)) @ w + bias`` for the inside of the feed-forward block
+    (x [N, Di], w [Di, d], bias [d]).
+
+    When training, the gradient keeps only x, the boolean keep mask and w, and recomputes
+    act(x) and its dropout in the backward pass; autodiff of the composite tanh-GELU and
+    the dropout keeps about four more [N, Di] tensors per layer alive until then.  The
+    forward pass is the same ops either way."""
+    act = gelu_tanh if activation == "gelu" else tf.nn.relu
+    if not training:
+        return tf.nn.bias_add(tf.matmul(act(x), w), bias)
+    keep, scale = (dropout_keep(dims(x), rate, seed) if rate > 0 and seed is not None
+                   else (None, 1.0))
+
+    def drop(y):
+        return y if keep is None else _apply_keep(y, keep, scale)
+
+    @tf.custom_gradient
+    def fn(x, w, bias):
+        def grad(dz):
+            with tf.control_dependencies([dz]):
+                x_ = tf.identity(x)
+            y_drop = drop(act(x_))                                           # [N, Di]
+            dw = tf.matmul(y_drop, dz, transpose_a=True)                     # [Di, d]
+            dbias = tf.reduce_sum(dz, axis=0)                                # [d]
+            dy = drop(tf.matmul(dz, w, transpose_b=True))                    # [N, Di]
+            dx = tf.cast(tf.cast(dy, tf.float32) * _activation_grad(x_, activation), x.dtype)
+            return dx, dw, tf.cast(dbias, bias.dtype)
+        return tf.nn.bias_add(tf.matmul(drop(act(x)), w), bias), grad
+    return fn(x, w, bias)
+
+
+def layer_norm(x, gamma, beta, epsilon):
+    """float32 LayerNorm over the last axis, y = (x - mean) rsqrt(var + eps) gamma + beta,
+    with a hand-written gradient that keeps only x_hat = (x - mean) rsqrt(var + eps) and
+    rsqrt(var + eps) (autodiff keeps ~3 [B, T, d] tensors per LayerNorm).  x, gamma and
+    beta are float32 tensors."""
+
+    @tf.custom_gradient
+    def fn(x, gamma, beta):
+        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
+        rstd = tf.math.rsqrt(var + epsilon)                                  # [..., 1]
+        x_hat = (x - mean) * rstd                                            # [..., d]
+        y = x_hat * gamma + beta
+
+        def grad(dy):
+            axes = list(range(len(dy.shape) - 1))
+            g = dy * gamma                                                   # d loss / d x_hat
+            dx = rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
+                         - x_hat * tf.reduce_mean(g * x_hat, axis=-1, keepdims=True))
+            return dx, tf.reduce_sum(dy * x_hat, axis=axes), tf.reduce_sum(dy, axis=axes)
+        return y, grad
+    return fn(x, gamma, beta)
 
 
 def relative_positional_encoding(qlen, klen, d_model, attn_type="bi", bi_data=False,
@@ -97,7 +219,7 @@ def rel_shift(x, klen):
     """
     # tf.slice rather than python slicing: its gradient is a cheap Pad, while the strided-slice
     # gradient of these [B, H, T, R] tensors dominated the backward pass
-    b, h, t, r = tf.unstack(tf.shape(x))
+    b, h, t, r = dims(x)
     x = tf.slice(tf.reshape(x, [b, h, r, t]), [0, 0, 1, 0], [-1, -1, -1, -1])  # [B, H, R-1, T]
     x = tf.reshape(x, [b, h, t, r - 1])                                       # [B, H, T, R-1]
     return tf.slice(x, [0, 0, 0, 0], [-1, -1, -1, klen])                      # [B, H, T, K]
@@ -109,10 +231,10 @@ def gather_shift(x, positions, qlen, klen):
 
     Indices outside [0, R) only occur for causally masked entries ('uni'); they are clipped.
     """
-    r = tf.shape(x)[-1]
+    b, h, p, r = dims(x)
     idx = qlen - positions[:, :, None] + tf.range(klen)[None, None, :]       # [B, P, K]
     idx = tf.clip_by_value(idx, 0, r - 1)
-    idx = tf.broadcast_to(idx[:, None], tf.concat([tf.shape(x)[:3], [klen]], 0))  # [B, H, P, K]
+    idx = tf.broadcast_to(idx[:, None], [b, h, p, klen])                     # [B, H, P, K]
     return tf.gather(x, idx, batch_dims=3, axis=3)                           # [B, H, P, K]
 
 
@@ -131,8 +253,12 @@ class LayerNorm(keras.layers.Layer):
         self.beta = self.add_weight(name="beta", shape=(dim,), initializer="zeros",
                                     autocast=False)
 
-    def call(self, x):
+    def call(self, x, training=False):
         x32 = tf.cast(x, tf.float32)
+        if training:
+            y = layer_norm(x32, tf.convert_to_tensor(self.gamma),
+                           tf.convert_to_tensor(self.beta), self.epsilon)
+            return tf.cast(y, self.compute_dtype)
         mean, var = tf.nn.moments(x32, axes=[-1], keepdims=True)
         y = (x32 - mean) * tf.math.rsqrt(var + self.epsilon)
         y = y * tf.convert_to_tensor(self.gamma) + tf.convert_to_tensor(self.beta)
@@ -177,15 +303,24 @@ class RelativeAttention(keras.layers.Layer):
     def _w(self, var):
         return tf.cast(var, self.compute_dtype)
 
-    def project(self, x, names):
-        """Fused head projections: x [B, L, d] -> one [B, H, L, Dh] tensor per kernel name
-        (q, k, v, r).  One 2-D matmul [B*L, d] x [d, len(names)*H*Dh] for all of them (the
-        layout oneDNN runs fastest), then a single transpose to head-major."""
-        b, l = tf.shape(x)[0], tf.shape(x)[1]
+    def project(self, x, names, fused=True):
+        """Head projections: x [B, L, d] -> one [B, H, L, Dh] tensor per kernel name
+        (q, k, v, r).  Fused: one 2-D matmul [B*L, d] x [d, len(names)*H*Dh] for all of
+        them (the layout oneDNN runs fastest), then a single transpose to head-major.
+        Unfused (training): one matmul per kernel, so the backward pass keeps the kernels
+        themselves rather than a concatenated copy (4.5 MB per layer at XLNet-base)."""
+        b, l = dims(x)[:2]
         n, h, dh = len(names), self.n_head, self.d_head
-        w = tf.concat([tf.reshape(self._w(getattr(self, f"{k}_kernel")), [self.d_model, h * dh])
-                       for k in names], axis=1)                              # [d, n*H*Dh]
-        y = tf.matmul(tf.reshape(x, [-1, self.d_model]), w)                  # [B*L, n*H*Dh]
+        x2 = tf.reshape(x, [-1, self.d_model])                               # [B*L, d]
+
+        def kernel(k):
+            return tf.reshape(self._w(getattr(self, f"{k}_kernel")), [self.d_model, h * dh])
+
+        if not fused or n == 1:
+            return [tf.transpose(tf.reshape(tf.matmul(x2, kernel(k)), [b, l, h, dh]),
+                                 [0, 2, 1, 3]) for k in names]               # n x [B, H, L, Dh]
+        w = tf.concat([kernel(k) for k in names], axis=1)                    # [d, n*H*Dh]
+        y = tf.matmul(x2, w)                                                 # [B*L, n*H*Dh]
         y = tf.transpose(tf.reshape(y, [b, l, n, h, dh]), [2, 0, 3, 1, 4])   # [n, B, H, L, Dh]
         return tf.unstack(y, num=n, axis=0)                                  # n x [B, H, L, Dh]
 
@@ -226,20 +361,19 @@ class RelativeAttention(keras.layers.Layer):
         if allowed is not None:
             score = tf.where(allowed, score, NEG_INF)
         prob = tf.cast(tf.nn.softmax(score, axis=-1), dt)                     # [B, H, Tq, K]
-        prob = dropout(prob, self.dropatt_rate, seed, training)
-        return tf.matmul(prob, v_head)                                        # [B, H, Tq, Dh]
+        return dropout_matmul(prob, v_head, self.dropatt_rate, seed, training)  # [B, H, Tq, Dh]
 
     def post(self, attn_vec, residual, training=False, seed=None):
         """Output projection (o/kernel [d, H, Dh] contracted on H, Dh), dropout, residual and
         post-LN: [B, H, Tq, Dh] -> [B, Tq, d]."""
-        b, tq = tf.shape(residual)[0], tf.shape(residual)[1]
+        b, tq = dims(residual)[:2]
         hd = self.n_head * self.d_head
         vec = tf.reshape(tf.transpose(attn_vec, [0, 2, 1, 3]), [-1, hd])     # [B*Tq, H*Dh]
         wo = tf.reshape(self._w(self.o_kernel), [self.d_model, hd])          # [d, H*Dh]
         out = tf.reshape(tf.matmul(vec, wo, transpose_b=True),
                          [b, tq, self.d_model])                              # [B, Tq, d]
         out = dropout(out, self.dropout_rate, seed, training)
-        return self.layer_norm(out + residual)
+        return self.layer_norm(out + residual, training=training)
 
 
 class FeedForward(keras.layers.Layer):
@@ -275,17 +409,16 @@ class FeedForward(keras.layers.Layer):
 
     def call(self, x, training=False, seed=None):
         dt = self.compute_dtype
-        shape = tf.shape(x)
+        shape = dims(x)
         x2 = tf.reshape(x, [-1, self.d_model])                              # [B*L, d]
         # 2-D MatMul + BiasAdd + activation: the pattern grappler fuses into one oneDNN op
         y = tf.nn.bias_add(tf.matmul(x2, tf.cast(self.kernel_1, dt)),
                            tf.cast(self.bias_1, dt))                          # [B*L, Di]
-        y = gelu_tanh(y) if self.activation == "gelu" else tf.nn.relu(y)
-        y = dropout(y, self.dropout_rate, fold_seed(seed, 0), training)
-        y = tf.nn.bias_add(tf.matmul(y, tf.cast(self.kernel_2, dt)),
-                           tf.cast(self.bias_2, dt))                          # [B*L, d]
+        y = activation_dropout_dense(y, self.activation, tf.cast(self.kernel_2, dt),
+                                     tf.cast(self.bias_2, dt), self.dropout_rate,
+                                     fold_seed(seed, 0), training)           # [B*L, d]
         y = dropout(tf.reshape(y, shape), self.dropout_rate, fold_seed(seed, 1), training)
-        return self.layer_norm(y + x)
+        return self.layer_norm(y + x, training=training)
 
 
 class XLNetLayer(keras.layers.Layer):
@@ -324,15 +457,16 @@ class XLNetLayer(keras.layers.Layer):
         """
         attn = self.rel_attn
         r_w_bias, r_r_bias, r_s_bias, seg_embed = biases
-        qlen = tf.shape(h)[1]
+        qlen = dims(h)[1]
         if mem is None:
             klen = qlen
-            q_h, k_head, v_head = attn.project(h, ("q", "k", "v"))           # [B, H, T|K, Dh]
+            q_h, k_head, v_head = attn.project(h, ("q", "k", "v"),
+                                               fused=not training)           # [B, H, T|K, Dh]
         else:
             cat = tf.concat([tf.cast(mem, h.dtype), h], axis=1)             # [B, K, d]
-            klen = tf.shape(cat)[1]
+            klen = dims(cat)[1]
             (q_h,) = attn.project(h, ("q",))                                 # [B, H, T, Dh]
-            k_head, v_head = attn.project(cat, ("k", "v"))                   # [B, H, K, Dh]
+            k_head, v_head = attn.project(cat, ("k", "v"), fused=not training)  # [B, H, K, Dh]
         (kr_head,) = attn.project(pos_emb, ("r",))                           # [1|B, H, R, Dh]
         common = dict(k_head=k_head, v_head=v_head, kr_head=kr_head, r_w_bias=r_w_bias,
                       r_r_bias=r_r_bias, r_s_bias=r_s_bias, seg_embed=seg_embed,

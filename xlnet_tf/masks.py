@@ -23,6 +23,8 @@ j < i so every query sees exactly M + 1 keys.
 """
 import tensorflow as tf
 
+from xlnet_tf.layers import dims
+
 
 def causal_blocked(qlen, mlen, same_length):
     """[T, K] bool, True = blocked, for attn_type='uni' (spec 1.4 step 1)."""
@@ -58,7 +60,7 @@ def attention_masks(qlen, mlen, input_mask=None, perm_mask=None, attn_type="bi",
     if data is not None:
         if mlen > 0:
             # memory columns are always visible
-            pad = tf.zeros(tf.concat([tf.shape(data)[:2], [mlen]], 0), tf.bool)
+            pad = tf.zeros(dims(data)[:2] + [mlen], tf.bool)
             data = tf.concat([pad, data], axis=2)                 # [B, T|1, K]
         blocked = data if blocked is None else (blocked | data)
     if blocked is None:
@@ -77,7 +79,7 @@ def segment_mismatch(seg_ids, mlen):
     """
     seg_ids = tf.cast(seg_ids, tf.int32)                          # [B, T]
     if mlen > 0:
-        mem = tf.zeros([tf.shape(seg_ids)[0], mlen], tf.int32)
+        mem = tf.zeros([dims(seg_ids)[0], mlen], tf.int32)
         cat = tf.concat([mem, seg_ids], axis=1)                   # [B, K]
     else:
         cat = seg_ids

