@@ -49,7 +49,13 @@ def dropout_keep(shape, rate, seed):
     u16 = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:n]
     threshold = int(round(rate * 65536))
     keep = tf.reshape(u16 >= tf.constant(threshold, tf.uint16), shape)
-    return keep, 65536.0 / (65536 - threshold)
+    return keep, dropout_keep_scale(rate)
+
+
+def dropout_keep_scale(rate):
+    """The scale of the kept values: the exact inverse of the 16-bit keep probability."""
+    threshold = int(round(rate * 65536))
+    return 65536.0 / (65536 - threshold)
 
 
 def dropout(x, rate, seed, training):
@@ -65,16 +71,21 @@ def _apply_keep(x, keep, scale):
     return tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros([], x.dtype))
 
 
-def dropout_matmul(a, b, rate, seed, training):
+def dropout_matmul(a, b, rate, seed, training, keep=None):
     """``tf.matmul(dropout(a), b)`` for the attention probabilities and values.
 
     When training, the gradient keeps a (the softmax output, kept for the softmax gradient
     anyway), the boolean keep mask and b, and recomputes dropout(a) in the backward pass:
-    autodiff would keep dropout(a) as well, one more [B, H, T, K] tensor per layer."""
+    autodiff would keep dropout(a) as well, one more [B, H, T, K] tensor per layer.
+    ``keep`` is an already drawn mask for a (rows of a larger one), else it is drawn here."""
     if not training:
         return tf.matmul(a, b)
-    keep, scale = (dropout_keep(dims(a), rate, seed) if rate > 0 and seed is not None
-                   else (None, 1.0))
+    if keep is not None:
+        scale = dropout_keep_scale(rate)
+    elif rate > 0 and seed is not None:
+        keep, scale = dropout_keep(dims(a), rate, seed)
+    else:
+        scale = 1.0
 
     def drop(x):
         return x if keep is None else _apply_keep(x, keep, scale)
@@ -103,6 +114,31 @@ def initializer(config):
     if config.init == "uniform":
         return keras.initializers.RandomUniform(-config.init_range, config.init_range)
     return keras.initializers.RandomNormal(stddev=config.init_std)
+
+
+def recompute(fn, *xs, chain=None):
+    """``fn(*xs)`` (float tensors in, one tensor out) whose intermediates are recomputed in
+    the backward pass instead of kept.  The recomputation starts only once the incoming
+    gradient exists (its inputs pass through identities that depend on it).  Blocks that
+    share a ``chain`` list (blocks whose incoming gradients appear at the same time, e.g.
+    row blocks of one tensor) are recomputed one after the other, never at once.  ``fn``
+    may capture tensors that need no gradient (masks); it must not read variables."""
+
+    @tf.custom_gradient
+    def block(*xs):
+        def grad(dout):
+            deps = [dout] + (chain[-1] if chain else [])
+            with tf.control_dependencies(deps):
+                xs2 = [tf.identity(x) for x in xs]
+            with tf.GradientTape() as tape:
+                tape.watch(xs2)
+                out = fn(*xs2)
+            grads = tape.gradient(out, xs2, output_gradients=dout)
+            if chain is not None:
+                chain.append([g for g in grads if g is not None])
+            return grads
+        return fn(*xs), grad
+    return block(*xs)
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -324,9 +360,51 @@ class RelativeAttention(keras.layers.Layer):
         y = tf.transpose(tf.reshape(y, [b, l, n, h, dh]), [2, 0, 3, 1, 4])   # [n, B, H, L, Dh]
         return tf.unstack(y, num=n, axis=0)                                  # n x [B, H, L, Dh]
 
+    # Query rows per block when the content-stream attention is computed block by block
+    # (set by the model when recompute is on; None = all rows at once).
+    query_chunk = None
+
     def core(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
              r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,
              seed=None):
+        """Attention vectors for head-major queries q_head [B, H, Tq, Dh] -> [B, H, Tq, Dh]
+        (see `core_rows`).  With `query_chunk` set, training, the reshape shift and
+        'bi' position encodings (R = T + K), the rows are computed in blocks of
+        `query_chunk` queries, each recomputed in the backward pass: the [B, H, T, K] and
+        [B, H, T, R] intermediates then exist for one block at a time.  The dropout mask is
+        drawn once for all rows, so the result is the same as without blocks."""
+        c = self.query_chunk
+        r = kr_head.shape[2]
+        if (not training or not c or positions is not None or not isinstance(qlen, int)
+                or qlen <= c or not isinstance(klen, int) or r != qlen + klen):
+            return self.core_rows(q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias,
+                                  seg_mismatch, r_s_bias, seg_embed, allowed, qlen, klen,
+                                  positions, training, seed)
+        keep = None
+        if self.dropatt_rate > 0 and seed is not None:
+            keep, _ = dropout_keep(dims(q_head)[:3] + [klen], self.dropatt_rate, seed)
+        outs, chain = [], []
+        for i0 in range(0, qlen, c):
+            n = min(c, qlen - i0)
+            # rows i0..i0+n need relative positions T - i0 - n .. T - i0 + K - 1 (spec 1.9)
+            kr_rows = kr_head[:, :, qlen - i0 - n:qlen - i0 + klen]              # [., H, n+K, Dh]
+            seg_rows = None if seg_mismatch is None else seg_mismatch[:, i0:i0 + n]
+            allowed_rows = allowed
+            if allowed is not None and allowed.shape[2] != 1:
+                allowed_rows = allowed[:, :, i0:i0 + n]
+            keep_rows = None if keep is None else keep[:, :, i0:i0 + n]
+
+            def rows(q, k, v, kr, rwb, rrb, rsb, se, seg_rows=seg_rows,
+                     allowed_rows=allowed_rows, keep_rows=keep_rows, n=n):
+                return self.core_rows(q, k, v, kr, rwb, rrb, seg_rows, rsb, se, allowed_rows,
+                                      n, klen, None, training, None, keep=keep_rows)
+            outs.append(recompute(rows, q_head[:, :, i0:i0 + n], k_head, v_head, kr_rows,
+                                  r_w_bias, r_r_bias, r_s_bias, seg_embed, chain=chain))
+        return tf.concat(outs, axis=2)                                          # [B, H, T, Dh]
+
+    def core_rows(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
+                  r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,
+                  seed=None, keep=None):
         """Attention vectors for head-major queries q_head [B, H, Tq, Dh] -> [B, H, Tq, Dh].
 
         k_head, v_head [B, H, K, Dh]; kr_head [1|B, H, R, Dh]; seg_mismatch bool [B, Tq, K]
@@ -361,7 +439,8 @@ class RelativeAttention(keras.layers.Layer):
         if allowed is not None:
             score = tf.where(allowed, score, NEG_INF)
         prob = tf.cast(tf.nn.softmax(score, axis=-1), dt)                     # [B, H, Tq, K]
-        return dropout_matmul(prob, v_head, self.dropatt_rate, seed, training)  # [B, H, Tq, Dh]
+        return dropout_matmul(prob, v_head, self.dropatt_rate, seed, training,
+                              keep=keep)                                  # [B, H, Tq, Dh]
 
     def post(self, attn_vec, residual, training=False, seed=None):
         """Output projection (o/kernel [d, H, Dh] contracted on H, Dh), dropout, residual and

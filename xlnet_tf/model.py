@@ -29,6 +29,9 @@ from xlnet_tf.layers import (XLNetLayer, dims, dropout, fold_seed, initializer,
                              relative_positional_encoding)
 from xlnet_tf.masks import attention_masks, segment_mismatch
 
+# Query rows per attention block in recompute mode (2 blocks at 512 tokens).
+RECOMPUTE_QUERY_CHUNK = 256
+
 INPUT_KEYS = ("input_ids", "seg_ids", "input_mask", "perm_mask", "target_mapping", "inp_q",
               "mems")
 
@@ -48,14 +51,48 @@ def cache_mem(curr_out, prev_mem, mem_len, reuse_len=None):
 
 def _recomputed(block, h, g, args, seed):
     """Run one layer so that its activations are recomputed in the backward pass instead of
-    kept (tf.recompute_grad); the stateless dropout seed makes the recomputation exact.
-    ``args`` is a callable giving the layer's other arguments: it reads the bias variables
-    inside the recomputed function so that they receive gradients."""
-    if g is None:
-        fn = tf.recompute_grad(lambda h_: block(h_, None, *args(), training=True, seed=seed)[0])
-        return fn(h), None
-    fn = tf.recompute_grad(lambda h_, g_: block(h_, g_, *args(), training=True, seed=seed))
-    return fn(h, g)
+    kept; the stateless dropout seed makes the recomputation exact.
+
+    ``args`` is a callable giving the layer's other arguments (it reads the bias variables,
+    so it is called where the reads must be recorded).  Unlike ``tf.recompute_grad``, every
+    input of the recomputation -- the layer inputs, the seed and the captured arguments --
+    passes through an identity that depends on the incoming gradient: otherwise TensorFlow
+    may run the recomputed forward passes of all layers early (they depend only on tensors
+    of the forward pass) and keep their activations alive at once, which is what recompute
+    is meant to avoid (it kept ~0.5 GB of masks and position projections at 4 x 512)."""
+    streams = [h] if g is None else [h, g]
+
+    def identity(x):
+        return tf.identity(x) if isinstance(x, tf.Tensor) else x
+
+    @tf.custom_gradient
+    def layer(*xs):
+        # the same in the forward pass: the parts that do not depend on the layer input
+        # (position projections, dropout masks) wait for it instead of being computed for
+        # all layers up front
+        with tf.control_dependencies(list(xs)):
+            seed1 = identity(seed)
+            extra = tf.nest.map_structure(identity, args())
+        outs = block(*(list(xs) + [None] * (2 - len(xs))), *extra, training=True, seed=seed1)
+        outs = list(outs[:len(xs)])
+
+        def grad(*douts, variables=None):
+            variables = list(variables or [])
+            deps = [d for d in douts if d is not None]
+            with tf.GradientTape() as tape:
+                with tf.control_dependencies(deps):
+                    xs2 = [tf.identity(x) for x in xs]
+                    seed2 = identity(seed)
+                    extra = tf.nest.map_structure(identity, args())
+                tape.watch(xs2)
+                outs2 = block(*(xs2 + [None] * (2 - len(xs2))), *extra, training=True,
+                              seed=seed2)[:len(xs2)]
+            grads = tape.gradient(list(outs2), xs2 + variables, output_gradients=list(douts))
+            return grads[:len(xs2)], grads[len(xs2):]
+        return outs, grad
+
+    outs = layer(*streams)
+    return outs[0], (outs[1] if g is not None else None)
 
 
 def _static_dim(x, axis):
@@ -145,6 +182,9 @@ class XLNetModel(keras.Model):
         for i, block in enumerate(self.blocks):
             # attributes (not only a list) so tf.train.Checkpoint tracks every block
             setattr(self, f"layer_{i}", block)
+            if config.recompute:
+                # memory mode: content-stream attention in blocks of query rows as well
+                block.rel_attn.query_chunk = RECOMPUTE_QUERY_CHUNK
         # one draw per training call; every dropout mask derives from it (stateless), so the
         # checkpointed generator state reproduces the masks and recompute re-draws them exactly
         self.seed_generator = keras.random.SeedGenerator()
