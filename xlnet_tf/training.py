@@ -17,6 +17,7 @@ A *task* supplies the model, the per-replica input pipeline, the per-replica loo
   * writes TensorBoard scalars and a console progress line with steps/s, tokens/s and an ETA.
 """
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
@@ -457,10 +458,15 @@ def train(task, config, strategy, init_checkpoint=None, callback=None):
         return state, {k: strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None)
                        for k, v in metrics.items()}
 
+    first_call = [True]
+
     def host_loop(iterator, num_steps):
         state, sums = init_state(), None
         for _ in range(num_steps):
             state, metrics = one_step(iterator, state)
+            if first_call[0]:
+                first_call[0] = False
+                release_host_memory()
             sums = metrics if sums is None else {k: sums[k] + metrics[k] for k in sums}
         return {k: v / num_steps for k, v in sums.items()}
 
@@ -501,6 +507,17 @@ def train(task, config, strategy, init_checkpoint=None, callback=None):
     else:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     return {"step": step, "history": history, "model": model}
+
+
+def release_host_memory():
+    """Give the heap memory the C library holds but no longer uses back to the OS
+    (glibc ``malloc_trim``; a no-op elsewhere).  Called once after the first (compiling)
+    training step: tracing and graph optimisation of the step leave ~0.2 GB of freed heap
+    behind at XLNet-base, which would otherwise stay in the resident set for the run."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def evaluate_dataset(model_call, dataset, strategy=None):
