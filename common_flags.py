@@ -4,7 +4,8 @@ from absl import flags
 
 
 def define_distribution_flags():
-    """--strategy --tpu --num_gpus --num_cpus --precision --seed (defined once per process)."""
+    """--strategy --tpu --num_gpus --num_cpus --precision --recompute --seed (defined once
+    per process)."""
     if "strategy" in flags.FLAGS:
         return
     flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored",
@@ -18,6 +19,9 @@ def define_distribution_flags():
                          "a machine without GPUs).")
     flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                       "Compute precision (variables stay float32).")
+    flags.DEFINE_bool("recompute", False, "Recompute each layer in the backward pass instead "
+                      "of keeping its activations (same results, less memory for long "
+                      "sequences or large batches, a slower step).")
     flags.DEFINE_integer("seed", 0, "Random seed.")
 
 

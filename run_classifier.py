@@ -297,7 +297,8 @@ def main(argv):
     except (ValueError, FileNotFoundError) as e:
         fail(f"--spiece_model: {e}")
     run = dict(dropout=F.dropout, dropatt=F.dropatt, clamp_len=F.clamp_len, init=F.init,
-               init_std=F.init_std, init_range=F.init_range)
+               init_std=F.init_std, init_range=F.init_range,
+               recompute=F.recompute)
     size_flags = ("n_layer", "d_model", "n_head", "d_head", "d_inner", "ff_activation",
                   "untie_r")
     model_config = F.model_config

@@ -177,7 +177,8 @@ def main(argv):
 
     run = dict(mem_len=F.mem_len or None, reuse_len=F.reuse_len, bi_data=F.bi_data,
                clamp_len=F.clamp_len, same_length=F.same_length, dropout=F.dropout,
-               dropatt=F.dropatt, init=F.init, init_std=F.init_std, init_range=F.init_range)
+               dropatt=F.dropatt, init=F.init, init_std=F.init_std, init_range=F.init_range,
+               recompute=F.recompute)
     try:
         if F.model_config:
             config = XLNetConfig.from_json(F.model_config, **run)

@@ -352,7 +352,8 @@ def main(argv):
     except (ValueError, FileNotFoundError, OSError) as e:
         fail(f"--spiece_model: {e}")
     run = dict(dropout=F.dropout, dropatt=F.dropatt, clamp_len=F.clamp_len, init=F.init,
-               init_std=F.init_std, init_range=F.init_range)
+               init_std=F.init_std, init_range=F.init_range,
+               recompute=F.recompute)
     model_config = F.model_config or (os.path.join(out, "xlnet_config.json") if os.path.isfile(
         os.path.join(out, "xlnet_config.json")) else None)
     try:

@@ -94,6 +94,22 @@ def test_resume_after_sigkill_matches_uninterrupted(tmp_path, data_dir):
         np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-6, err_msg=name)
 
 
+def test_recompute_flag_trains_the_same_weights(tmp_path, data_dir):
+    """--recompute (layers recomputed in the backward pass, dropout on) ends where the
+    plain run ends."""
+    common = TINY + [f"--data_dir={data_dir}", "--train_steps=20", "--dropout=0.1",
+                     "--dropatt=0.1"]
+    run(common + [f"--model_dir={tmp_path / 'plain'}"])
+    run(common + [f"--model_dir={tmp_path / 'recompute'}", "--recompute"])
+    a = read_weights(tmp_path / "plain" / "xlnet_model.ckpt")
+    b = read_weights(tmp_path / "recompute" / "xlnet_model.ckpt")
+    init = read_weights(data_dir / "warmup" / "xlnet_model.ckpt")
+    moved = max(np.abs(a[n] - init[n]).max() for n in a if n in init)
+    assert moved > 1e-3
+    for name in a:
+        np.testing.assert_allclose(b[name], a[name], rtol=0, atol=2e-5, err_msg=name)
+
+
 def test_corrupt_latest_checkpoint_falls_back_to_previous(tmp_path, data_dir):
     common = TINY + [f"--data_dir={data_dir}", f"--model_dir={tmp_path / 'm'}"]
     run(common + ["--train_steps=40"])
