@@ -28,8 +28,9 @@ class XLNetConfig:
     Run options (defaults are the original RunConfig's): mem_len (None/0 = no memory),
     reuse_len, bi_data, clamp_len (-1 = no clamping), same_length (only with attn_type='uni'),
     attn_type ('bi' | 'uni'), dropout, dropatt, init ('normal' | 'uniform'), init_std,
-    init_range.  ``recompute`` re-runs each layer in the backward pass (tf.recompute_grad) to
-    save activation memory.
+    init_range.  ``recompute`` re-runs each layer in the backward pass (and computes the
+    content-stream attention in blocks of 256 query rows) instead of keeping activations:
+    the same results with less memory, at a slower training step.
     """
     n_layer: int = 12
     d_model: int = 768
