@@ -116,3 +116,43 @@ def test_model_gradients_training_path_equal_autodiff_path(ff_activation):
         np.testing.assert_allclose(gt, ge, rtol=0, atol=2e-5 * scale, err_msg=v.path)
         n_nonzero += int(np.abs(ge).max() > 0)
     assert n_nonzero >= len(grads_e) - 2
+
+
+@pytest.mark.parametrize("policy,tol", [("mixed_bfloat16", 0.05), ("mixed_float16", 0.01)])
+def test_training_gradients_in_mixed_precision_follow_float32(policy, tol):
+    """The hand-written gradients under the 16-bit policies (bf16 / fp16 matmuls, float32
+    softmax and LayerNorm): finite, and close to the float32 gradients."""
+    config = xlnet_tf.XLNetConfig(n_layer=2, d_model=32, n_head=2, d_head=16, d_inner=64,
+                                  n_token=50, untie_r=True, dropout=0.0, dropatt=0.0,
+                                  mem_len=3)
+    ref = xlnet_tf.XLNetLMModel(config)
+    low = xlnet_tf.XLNetLMModel(config, dtype=policy)
+    for a, b in zip(ref.weights, low.weights):
+        b.assign(a)
+    rng = np.random.default_rng(4)
+    b, t, p = 2, 8, 3
+    tm = np.zeros((b, p, t), np.float32)
+    tm[:, 0, 1] = tm[:, 1, 5] = tm[:, 2, 7] = 1.0
+    inputs = dict(input_ids=tf.constant(rng.integers(0, 50, (b, t)), tf.int32),
+                  seg_ids=tf.constant([[0] * 5 + [1] * 3] * b, tf.int32),
+                  perm_mask=tf.constant((rng.random((b, t, t)) > 0.5).astype(np.float32)),
+                  target_mapping=tf.constant(tm),
+                  mems=[tf.constant(rng.standard_normal((b, 3, 32)), tf.float32)] * 2)
+    target = tf.constant(rng.integers(0, 50, (b, p)), tf.int32)
+
+    @tf.function
+    def grads(model):
+        with tf.GradientTape() as tape:
+            logits = model(inputs, training=True)["logits"]
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(target, logits))
+            scaled = loss * 1024.0  # a fixed loss scale keeps float16 gradients normal
+        return [tf.convert_to_tensor(g) / 1024.0
+                for g in tape.gradient(scaled, model.trainable_variables)]
+
+    g_ref, g_low = grads(ref), grads(low)
+    for v, a, c in zip(ref.trainable_variables, g_ref, g_low):
+        a, c = a.numpy(), c.numpy()
+        assert np.all(np.isfinite(c)), v.path
+        scale = max(np.abs(a).max(), 1e-6)
+        np.testing.assert_allclose(c, a, rtol=0, atol=tol * scale, err_msg=v.path)
