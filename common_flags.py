@@ -1,11 +1,13 @@
 """Flags shared by run_pretrain.py, run_classifier.py and run_squad.py: where and in which
-precision to run.  Only the scripts import this module; the library never reads FLAGS."""
+precision to run, the model's run options, and the training configuration built from the
+optimizer flags.  Only the scripts import this module; the library never reads FLAGS."""
+import math
+
 from absl import flags
 
 
 def define_distribution_flags():
-    """--strategy --tpu --num_gpus --num_cpus --precision --recompute --seed (defined once
-    per process)."""
+    """--strategy --tpu --num_gpus --num_cpus --precision --seed (defined once per process)."""
     if "strategy" in flags.FLAGS:
         return
     flags.DEFINE_enum("strategy", "one_device", ["one_device", "mirrored",
@@ -19,9 +21,6 @@ def define_distribution_flags():
                          "a machine without GPUs).")
     flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16", "mixed_float16"],
                       "Compute precision (variables stay float32).")
-    flags.DEFINE_bool("recompute", False, "Recompute each layer in the backward pass instead "
-                      "of keeping its activations (same results, less memory for long "
-                      "sequences or large batches, a slower step).")
     flags.DEFINE_integer("seed", 0, "Random seed.")
 
 
@@ -33,3 +32,58 @@ def define_export_flags():
                         "EXPORT_DIR/<version>/.")
     flags.DEFINE_integer("export_version", None, "Version folder number (default: next "
                          "free).")
+
+
+def define_model_run_flags():
+    """--dropout --dropatt --clamp_len --init --init_std --init_range --recompute: the model's
+    run options (defined once per process)."""
+    if "dropout" in flags.FLAGS:
+        return
+    flags.DEFINE_float("dropout", 0.1, "Dropout.")
+    flags.DEFINE_float("dropatt", 0.1, "Attention dropout.")
+    flags.DEFINE_integer("clamp_len", -1, "Clamp relative distances (-1 = off).")
+    flags.DEFINE_enum("init", "normal", ["normal", "uniform"], "Initializer.")
+    flags.DEFINE_float("init_std", 0.02, "Normal initializer stddev.")
+    flags.DEFINE_float("init_range", 0.1, "Uniform initializer range.")
+    flags.DEFINE_bool("recompute", False, "Recompute each layer in the backward pass instead "
+                      "of keeping its activations (same results, less memory for long "
+                      "sequences or large batches, a slower step).")
+
+
+def model_run_options(F, **extra):
+    """The XLNetConfig run options given by the flags of `define_model_run_flags`."""
+    return dict(dropout=F.dropout, dropatt=F.dropatt, clamp_len=F.clamp_len, init=F.init,
+                init_std=F.init_std, init_range=F.init_range, recompute=F.recompute, **extra)
+
+
+def train_config(F, model_dir, train_steps, tokens_per_example, max_to_keep):
+    """training.TrainConfig from the optimizer / schedule / checkpoint flags."""
+    from xlnet_tf import training
+    return training.TrainConfig(
+        model_dir=model_dir, train_steps=train_steps, learning_rate=F.learning_rate,
+        warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,
+        adam_epsilon=F.adam_epsilon, decay_method=F.decay_method, clip=F.clip,
+        lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
+        save_steps=F.save_steps, max_to_keep=max_to_keep,
+        global_batch_size=F.train_batch_size, tokens_per_example=tokens_per_example,
+        precision=F.precision, seed=F.seed)
+
+
+def fine_tuning_train_config(F, model_dir, count_examples, unit, strategy):
+    """TrainConfig of run_classifier.py / run_squad.py: --train_steps, or --num_train_epochs
+    over `count_examples()` training examples (`unit` names them in the printed line);
+    with --do_train it is validated, and the global batch must split over the replicas.
+    Raises ValueError with the message to report."""
+    train_steps = F.train_steps
+    if F.do_train and F.num_train_epochs is not None:
+        n = count_examples()
+        train_steps = max(1, math.ceil(n * F.num_train_epochs / F.train_batch_size))
+        print(f"--num_train_epochs={F.num_train_epochs}: {n} {unit} / batch "
+              f"{F.train_batch_size} -> {train_steps} steps", flush=True)
+    tconf = train_config(F, model_dir, train_steps, F.max_seq_length, F.max_save or None)
+    if F.do_train:
+        tconf.validate()
+        if F.train_batch_size % strategy.num_replicas_in_sync:
+            raise ValueError(f"--train_batch_size={F.train_batch_size} is not divisible "
+                             f"by the {strategy.num_replicas_in_sync} replicas")
+    return tconf

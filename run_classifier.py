@@ -87,12 +87,6 @@ flags.DEFINE_enum("summary_type", "last", ["last", "first", "mean", "attn"],
 flags.DEFINE_bool("use_summ_proj", True, "tanh projection on the summary.")
 flags.DEFINE_string("cls_scope", None, "Head scope suffix: model/classification_<cls_scope> "
                     "(default the task name).")
-flags.DEFINE_float("dropout", 0.1, "Dropout.")
-flags.DEFINE_float("dropatt", 0.1, "Attention dropout.")
-flags.DEFINE_integer("clamp_len", -1, "Clamp relative distances (-1 = off).")
-flags.DEFINE_enum("init", "normal", ["normal", "uniform"], "Initializer.")
-flags.DEFINE_float("init_std", 0.02, "Normal initializer stddev.")
-flags.DEFINE_float("init_range", 0.1, "Uniform initializer range.")
 # ---- run
 flags.DEFINE_string("output_dir", None, "Checkpoints, summaries, results.")
 flags.DEFINE_bool("do_train", False, "Fine-tune.")
@@ -121,6 +115,7 @@ flags.DEFINE_bool("keep_best", False, "With --eval_every: keep the best evaluate
                   "OUTPUT_DIR/best/ and use them for --do_eval/--do_predict/--export_dir.")
 common_flags.define_export_flags()
 common_flags.define_distribution_flags()
+common_flags.define_model_run_flags()
 
 log = logging.getLogger("xlnet_tf")
 
@@ -296,9 +291,7 @@ def main(argv):
         tokenizer = Tokenizer(spiece, lower=F.uncased)
     except (ValueError, FileNotFoundError) as e:
         fail(f"--spiece_model: {e}")
-    run = dict(dropout=F.dropout, dropatt=F.dropatt, clamp_len=F.clamp_len, init=F.init,
-               init_std=F.init_std, init_range=F.init_range,
-               recompute=F.recompute)
+    run = common_flags.model_run_options(F)
     size_flags = ("n_layer", "d_model", "n_head", "d_head", "d_inner", "ff_activation",
                   "untie_r")
     model_config = F.model_config
@@ -391,28 +384,11 @@ def main(argv):
     except (ValueError, FileNotFoundError, PermissionError) as e:
         fail(str(e))
 
-    train_steps = F.train_steps
-    if F.do_train and F.num_train_epochs is not None:
-        n = records["train"].manifest["counts"]["num_real"]
-        train_steps = max(1, math.ceil(n * F.num_train_epochs / F.train_batch_size))
-        print(f"--num_train_epochs={F.num_train_epochs}: {n} examples / batch "
-              f"{F.train_batch_size} -> {train_steps} steps", flush=True)
-    tconf = training.TrainConfig(
-        model_dir=out, train_steps=train_steps, learning_rate=F.learning_rate,
-        warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,
-        adam_epsilon=F.adam_epsilon, decay_method=F.decay_method, clip=F.clip,
-        lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
-        save_steps=F.save_steps, max_to_keep=F.max_save or None,
-        global_batch_size=F.train_batch_size, tokens_per_example=F.max_seq_length,
-        precision=F.precision, seed=F.seed)
-    if F.do_train:
-        try:
-            tconf.validate()
-            if F.train_batch_size % strategy.num_replicas_in_sync:
-                raise ValueError(f"--train_batch_size={F.train_batch_size} is not divisible "
-                                 f"by the {strategy.num_replicas_in_sync} replicas")
-        except ValueError as e:
-            fail(str(e))
+    try:
+        tconf = common_flags.fine_tuning_train_config(
+            F, out, lambda: records["train"].manifest["counts"]["num_real"], "examples", strategy)
+    except ValueError as e:
+        fail(str(e))
 
     model, step, source = inference_model, 0, None
     if not F.do_train:
@@ -467,7 +443,7 @@ def main(argv):
             if not F.eval_every:
                 return
             due = step // F.eval_every > state["last"] // F.eval_every
-            if not due and not (F.keep_best and step == train_steps):
+            if not due and not (F.keep_best and step == tconf.train_steps):
                 return
             state["last"] = step
             results = dict(evaluator.evaluate(model), step=step)
@@ -484,7 +460,7 @@ def main(argv):
                     print(f"new best {main_metric} {value:.4f} at step {step}: kept in "
                           f"{best_dir}", flush=True)
 
-        print(f"fine-tuning {processor.name}: {train_steps} steps, batch "
+        print(f"fine-tuning {processor.name}: {tconf.train_steps} steps, batch "
               f"{F.train_batch_size}, {strategy.num_replicas_in_sync} replica(s), model "
               f"{config.n_layer}x{config.d_model}, precision {F.precision}", flush=True)
         try:

@@ -47,7 +47,6 @@ flags.DEFINE_integer("num_predict", 10, "Predicted tokens per sequence.")
 flags.DEFINE_integer("mask_alpha", 6, "Span masking: context of n*alpha/beta per n-gram.")
 flags.DEFINE_integer("mask_beta", 1, "Span masking beta.")
 flags.DEFINE_bool("same_length", False, "Same-length attention (attn_type uni only).")
-flags.DEFINE_integer("clamp_len", -1, "Clamp relative distances (-1 = off).")
 # ---- run
 flags.DEFINE_string("model_dir", "runs/pretrain_demo", "Checkpoints, summaries and the "
                     "exported model.")
@@ -65,12 +64,8 @@ flags.DEFINE_float("lr_layer_decay_rate", 1.0, "Layer-wise gradient decay.")
 flags.DEFINE_integer("iterations", 50, "Steps per tf.function loop (and per log line).")
 flags.DEFINE_integer("save_steps", 100, "Checkpoint every N steps.")
 flags.DEFINE_integer("max_save", 5, "Checkpoints to keep.")
-flags.DEFINE_float("dropout", 0.1, "Dropout.")
-flags.DEFINE_float("dropatt", 0.1, "Attention dropout.")
-flags.DEFINE_enum("init", "normal", ["normal", "uniform"], "Initializer.")
-flags.DEFINE_float("init_std", 0.02, "Normal initializer stddev.")
-flags.DEFINE_float("init_range", 0.1, "Uniform initializer range.")
 common_flags.define_distribution_flags()
+common_flags.define_model_run_flags()
 
 
 def fail(msg):
@@ -120,13 +115,7 @@ def main(argv):
     bsz_per_host = F.train_batch_size // workers
     cores_per_host = replicas // workers
 
-    tconf = training.TrainConfig(
-        model_dir=F.model_dir, train_steps=F.train_steps, learning_rate=F.learning_rate,
-        warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,
-        adam_epsilon=F.adam_epsilon, decay_method=F.decay_method, clip=F.clip,
-        lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
-        save_steps=F.save_steps, max_to_keep=F.max_save, global_batch_size=F.train_batch_size,
-        tokens_per_example=F.seq_len, precision=F.precision, seed=F.seed)
+    tconf = common_flags.train_config(F, F.model_dir, F.train_steps, F.seq_len, F.max_save)
     try:
         tconf.validate()
     except ValueError as e:
@@ -175,10 +164,8 @@ def main(argv):
     if not spiece_model:
         spiece_model = manifest.get("spiece_model")
 
-    run = dict(mem_len=F.mem_len or None, reuse_len=F.reuse_len, bi_data=F.bi_data,
-               clamp_len=F.clamp_len, same_length=F.same_length, dropout=F.dropout,
-               dropatt=F.dropatt, init=F.init, init_std=F.init_std, init_range=F.init_range,
-               recompute=F.recompute)
+    run = common_flags.model_run_options(F, mem_len=F.mem_len or None, reuse_len=F.reuse_len,
+                                         bi_data=F.bi_data, same_length=F.same_length)
     try:
         if F.model_config:
             config = XLNetConfig.from_json(F.model_config, **run)

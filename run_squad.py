@@ -28,7 +28,6 @@ anything is written to --output_dir; results are written to temporary names and 
 """
 import json
 import logging
-import math
 import os
 import shutil
 import sys
@@ -69,12 +68,6 @@ flags.DEFINE_bool("untie_r", True, "Per-layer attention biases (no --model_confi
 flags.DEFINE_string("init_checkpoint", None, "Start from ours, the original's (pretrained or "
                     "fine-tuned on SQuAD, heads included) or Hugging Face weights; also used "
                     "by --do_predict when --output_dir holds no checkpoint.")
-flags.DEFINE_float("dropout", 0.1, "Dropout.")
-flags.DEFINE_float("dropatt", 0.1, "Attention dropout.")
-flags.DEFINE_integer("clamp_len", -1, "Clamp relative distances (-1 = off).")
-flags.DEFINE_enum("init", "normal", ["normal", "uniform"], "Initializer.")
-flags.DEFINE_float("init_std", 0.02, "Normal initializer stddev.")
-flags.DEFINE_float("init_range", 0.1, "Uniform initializer range.")
 # ---- run
 flags.DEFINE_string("output_dir", None, "Checkpoints, summaries, results.")
 flags.DEFINE_string("predict_dir", None, "Where predictions go (default --output_dir).")
@@ -104,6 +97,7 @@ flags.DEFINE_integer("end_n_top", 5, "Beam: best ends per start.")
 flags.DEFINE_integer("max_answer_length", 64, "Longest answer in pieces.")
 common_flags.define_export_flags()
 common_flags.define_distribution_flags()
+common_flags.define_model_run_flags()
 
 log = logging.getLogger("xlnet_tf")
 
@@ -351,9 +345,7 @@ def main(argv):
         tokenizer = Tokenizer(spiece, lower=F.uncased)
     except (ValueError, FileNotFoundError, OSError) as e:
         fail(f"--spiece_model: {e}")
-    run = dict(dropout=F.dropout, dropatt=F.dropatt, clamp_len=F.clamp_len, init=F.init,
-               init_std=F.init_std, init_range=F.init_range,
-               recompute=F.recompute)
+    run = common_flags.model_run_options(F)
     model_config = F.model_config or (os.path.join(out, "xlnet_config.json") if os.path.isfile(
         os.path.join(out, "xlnet_config.json")) else None)
     try:
@@ -459,28 +451,11 @@ def main(argv):
     except (ValueError, FileNotFoundError, PermissionError) as e:
         fail(str(e))
 
-    train_steps = F.train_steps
-    if F.do_train and F.num_train_epochs is not None:
-        n = caches["train"].num_features
-        train_steps = max(1, math.ceil(n * F.num_train_epochs / F.train_batch_size))
-        print(f"--num_train_epochs={F.num_train_epochs}: {n} windows / batch "
-              f"{F.train_batch_size} -> {train_steps} steps", flush=True)
-    tconf = training.TrainConfig(
-        model_dir=out, train_steps=train_steps, learning_rate=F.learning_rate,
-        warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,
-        adam_epsilon=F.adam_epsilon, decay_method=F.decay_method, clip=F.clip,
-        lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
-        save_steps=F.save_steps, max_to_keep=F.max_save or None,
-        global_batch_size=F.train_batch_size, tokens_per_example=F.max_seq_length,
-        precision=F.precision, seed=F.seed)
-    if F.do_train:
-        try:
-            tconf.validate()
-            if F.train_batch_size % strategy.num_replicas_in_sync:
-                raise ValueError(f"--train_batch_size={F.train_batch_size} is not divisible "
-                                 f"by the {strategy.num_replicas_in_sync} replicas")
-        except ValueError as e:
-            fail(str(e))
+    try:
+        tconf = common_flags.fine_tuning_train_config(
+            F, out, lambda: caches["train"].num_features, "windows", strategy)
+    except ValueError as e:
+        fail(str(e))
 
     # ---- from here on files are written into output_dir
     os.makedirs(out, exist_ok=True)
@@ -495,7 +470,7 @@ def main(argv):
     model, step, source = inference_model, 0, None
     if F.do_train:
         task.train_record = caches["train"].record_path
-        print(f"fine-tuning on SQuAD: {train_steps} steps, batch {F.train_batch_size}, "
+        print(f"fine-tuning on SQuAD: {tconf.train_steps} steps, batch {F.train_batch_size}, "
               f"{strategy.num_replicas_in_sync} replica(s), model {config.n_layer}x"
               f"{config.d_model}, lr {F.learning_rate}, layer decay {F.lr_layer_decay_rate}, "
               f"precision {F.precision}", flush=True)

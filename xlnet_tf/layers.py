@@ -61,14 +61,21 @@ def dropout_keep_scale(rate):
 def dropout(x, rate, seed, training):
     """Inverted dropout with the stateless mask of `dropout_keep` (identity unless training
     with rate > 0 and a seed)."""
-    if not training or rate <= 0 or seed is None:
+    if not training:
         return x
-    keep, scale = dropout_keep(dims(x), rate, seed)
-    return _apply_keep(x, keep, scale)
+    return dropper(dims(x), rate, seed)(x)
 
 
-def _apply_keep(x, keep, scale):
-    return tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros([], x.dtype))
+def dropper(shape, rate, seed, keep=None):
+    """Dropout of tensors of ``shape`` as a function that can be applied again (the
+    hand-written gradients re-apply the mask): with ``keep`` an already drawn mask, else
+    the mask of `dropout_keep`; the identity when rate is 0 or there is no seed."""
+    if keep is None:
+        if rate <= 0 or seed is None:
+            return lambda x: x
+        keep, _ = dropout_keep(shape, rate, seed)
+    scale = dropout_keep_scale(rate)
+    return lambda x: tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros([], x.dtype))
 
 
 def dropout_matmul(a, b, rate, seed, training, keep=None):
@@ -80,15 +87,7 @@ def dropout_matmul(a, b, rate, seed, training, keep=None):
     ``keep`` is an already drawn mask for a (rows of a larger one), else it is drawn here."""
     if not training:
         return tf.matmul(a, b)
-    if keep is not None:
-        scale = dropout_keep_scale(rate)
-    elif rate > 0 and seed is not None:
-        keep, scale = dropout_keep(dims(a), rate, seed)
-    else:
-        scale = 1.0
-
-    def drop(x):
-        return x if keep is None else _apply_keep(x, keep, scale)
+    drop = dropper(dims(a), rate, seed, keep)
 
     @tf.custom_gradient
     def fn(a, b):
@@ -117,26 +116,35 @@ def initializer(config):
 
 
 def recompute(fn, *xs, chain=None):
-    """``fn(*xs)`` (float tensors in, one tensor out) whose intermediates are recomputed in
-    the backward pass instead of kept.  The recomputation starts only once the incoming
-    gradient exists (its inputs pass through identities that depend on it).  Blocks that
-    share a ``chain`` list (blocks whose incoming gradients appear at the same time, e.g.
-    row blocks of one tensor) are recomputed one after the other, never at once.  ``fn``
-    may capture tensors that need no gradient (masks); it must not read variables."""
+    """``fn(*xs)`` (float tensors in; a tensor or a list of tensors out) whose intermediates
+    are recomputed in the backward pass instead of kept.
+
+    Unlike ``tf.recompute_grad``, the recomputation starts only once the incoming gradient
+    exists (the inputs pass through identities that depend on it): otherwise TensorFlow may
+    run the recomputed forward passes of all blocks early, since they depend only on
+    tensors of the forward pass, and keep all their intermediates alive at once.  Blocks
+    that share a ``chain`` list (blocks whose incoming gradients appear at the same time,
+    e.g. row blocks of one tensor) are recomputed one after the other.  ``fn`` may read
+    variables (they receive gradients) and capture tensors that need none (masks); what
+    it computes from captured tensors alone should wait for its inputs (a control
+    dependency) so that it, too, is not computed early."""
 
     @tf.custom_gradient
     def block(*xs):
-        def grad(dout):
-            deps = [dout] + (chain[-1] if chain else [])
+        def grad(*douts, variables=None):
+            deps = [d for d in douts if d is not None] + (chain[-1] if chain else [])
             with tf.control_dependencies(deps):
                 xs2 = [tf.identity(x) for x in xs]
             with tf.GradientTape() as tape:
                 tape.watch(xs2)
-                out = fn(*xs2)
-            grads = tape.gradient(out, xs2, output_gradients=dout)
+                out = tf.nest.flatten(fn(*xs2))
+            grads = tape.gradient(out, xs2 + list(variables or []),
+                                  output_gradients=list(douts))
             if chain is not None:
                 chain.append([g for g in grads if g is not None])
-            return grads
+            if variables is None:
+                return grads
+            return grads[:len(xs2)], grads[len(xs2):]
         return fn(*xs), grad
     return block(*xs)
 
@@ -172,11 +180,7 @@ def activation_dropout_dense(x, activation, w, bias, rate, seed, training):
     act = gelu_tanh if activation == "gelu" else tf.nn.relu
     if not training:
         return tf.nn.bias_add(tf.matmul(act(x), w), bias)
-    keep, scale = (dropout_keep(dims(x), rate, seed) if rate > 0 and seed is not None
-                   else (None, 1.0))
-
-    def drop(y):
-        return y if keep is None else _apply_keep(y, keep, scale)
+    drop = dropper(dims(x), rate, seed)
 
     @tf.custom_gradient
     def fn(x, w, bias):

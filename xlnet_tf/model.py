@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 
 from xlnet_tf.config import XLNetConfig
-from xlnet_tf.layers import (XLNetLayer, dims, dropout, fold_seed, initializer,
+from xlnet_tf.layers import (XLNetLayer, dims, dropout, fold_seed, initializer, recompute,
                              relative_positional_encoding)
 from xlnet_tf.masks import attention_masks, segment_mismatch
 
@@ -50,48 +50,28 @@ def cache_mem(curr_out, prev_mem, mem_len, reuse_len=None):
 
 
 def _recomputed(block, h, g, args, seed):
-    """Run one layer so that its activations are recomputed in the backward pass instead of
-    kept; the stateless dropout seed makes the recomputation exact.
+    """Run one layer through `layers.recompute`: its activations are recomputed in the
+    backward pass instead of kept; the stateless dropout seed makes the recomputation exact.
 
-    ``args`` is a callable giving the layer's other arguments (it reads the bias variables,
-    so it is called where the reads must be recorded).  Unlike ``tf.recompute_grad``, every
-    input of the recomputation -- the layer inputs, the seed and the captured arguments --
-    passes through an identity that depends on the incoming gradient: otherwise TensorFlow
-    may run the recomputed forward passes of all layers early (they depend only on tensors
-    of the forward pass) and keep their activations alive at once, which is what recompute
-    is meant to avoid (it kept ~0.5 GB of masks and position projections at 4 x 512)."""
+    ``args`` is a callable giving the layer's other arguments; it reads the bias variables,
+    so it is called inside the recomputed function where the reads are recorded.  The seed
+    and those arguments wait for the layer input: the parts of the layer that do not depend
+    on it (position projections, dropout masks) are then not computed for all layers up
+    front, in the forward pass or in the recomputation."""
     streams = [h] if g is None else [h, g]
 
     def identity(x):
         return tf.identity(x) if isinstance(x, tf.Tensor) else x
 
-    @tf.custom_gradient
     def layer(*xs):
-        # the same in the forward pass: the parts that do not depend on the layer input
-        # (position projections, dropout masks) wait for it instead of being computed for
-        # all layers up front
         with tf.control_dependencies(list(xs)):
-            seed1 = identity(seed)
+            layer_seed = identity(seed)
             extra = tf.nest.map_structure(identity, args())
-        outs = block(*(list(xs) + [None] * (2 - len(xs))), *extra, training=True, seed=seed1)
-        outs = list(outs[:len(xs)])
+        outs = block(*(list(xs) + [None] * (2 - len(xs))), *extra, training=True,
+                     seed=layer_seed)
+        return list(outs[:len(xs)])
 
-        def grad(*douts, variables=None):
-            variables = list(variables or [])
-            deps = [d for d in douts if d is not None]
-            with tf.GradientTape() as tape:
-                with tf.control_dependencies(deps):
-                    xs2 = [tf.identity(x) for x in xs]
-                    seed2 = identity(seed)
-                    extra = tf.nest.map_structure(identity, args())
-                tape.watch(xs2)
-                outs2 = block(*(xs2 + [None] * (2 - len(xs2))), *extra, training=True,
-                              seed=seed2)[:len(xs2)]
-            grads = tape.gradient(list(outs2), xs2 + variables, output_gradients=list(douts))
-            return grads[:len(xs2)], grads[len(xs2):]
-        return outs, grad
-
-    outs = layer(*streams)
+    outs = recompute(layer, *streams)
     return outs[0], (outs[1] if g is not None else None)
 
 
