@@ -2,6 +2,7 @@
 precision to run, the model's run options, and the training configuration built from the
 optimizer flags.  Only the scripts import this module; the library never reads FLAGS."""
 import math
+import os
 
 from absl import flags
 
@@ -87,3 +88,34 @@ def fine_tuning_train_config(F, model_dir, count_examples, unit, strategy):
             raise ValueError(f"--train_batch_size={F.train_batch_size} is not divisible "
                              f"by the {strategy.num_replicas_in_sync} replicas")
     return tconf
+
+
+def fine_tuning_flag_error(F):
+    """The first problem with the training flags run_classifier.py and run_squad.py share
+    (schedule, dropout, checkpoints, export version, --init_checkpoint inside
+    --output_dir), or None."""
+    if F.learning_rate <= 0:
+        return f"--learning_rate must be > 0, got {F.learning_rate}"
+    if F.num_train_epochs is not None:
+        if F["train_steps"].present:
+            return "give either --train_steps or --num_train_epochs, not both"
+        if not F.num_train_epochs > 0:
+            return f"--num_train_epochs must be > 0, got {F.num_train_epochs}"
+    elif F.train_steps <= 0:
+        return f"--train_steps must be > 0, got {F.train_steps}"
+    if F.warmup_steps < 0:
+        return f"--warmup_steps must be >= 0, got {F.warmup_steps}"
+    for name in ("dropout", "dropatt"):
+        if not 0.0 <= getattr(F, name) < 1.0:
+            return f"--{name} must be in [0, 1), got {getattr(F, name)}"
+    if F.save_steps is not None and F.save_steps <= 0:
+        return f"--save_steps must be > 0, got {F.save_steps}"
+    if F.export_version is not None and not F.export_dir:
+        return "--export_version needs --export_dir"
+    if F.init_checkpoint:
+        ckpt_dir = F.init_checkpoint if os.path.isdir(F.init_checkpoint) else \
+            os.path.dirname(F.init_checkpoint)
+        if os.path.abspath(ckpt_dir or ".") == os.path.abspath(F.output_dir):
+            return (f"--output_dir {F.output_dir!r} is the folder of --init_checkpoint; "
+                    f"fine-tune into a new folder (the original README asks the same)")
+    return None

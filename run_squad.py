@@ -132,32 +132,11 @@ def check_flags(F):
                  "n_best_size", "start_n_top", "end_n_top", "max_answer_length"):
         if getattr(F, name) <= 0:
             fail(f"--{name} must be > 0, got {getattr(F, name)}")
-    if F.learning_rate <= 0:
-        fail(f"--learning_rate must be > 0, got {F.learning_rate}")
-    if F.num_train_epochs is not None:
-        if F["train_steps"].present:
-            fail("give either --train_steps or --num_train_epochs, not both")
-        if not F.num_train_epochs > 0:
-            fail(f"--num_train_epochs must be > 0, got {F.num_train_epochs}")
-    elif F.train_steps <= 0:
-        fail(f"--train_steps must be > 0, got {F.train_steps}")
-    if F.warmup_steps < 0:
-        fail(f"--warmup_steps must be >= 0, got {F.warmup_steps}")
+    error = common_flags.fine_tuning_flag_error(F)
+    if error:
+        fail(error)
     if not 0.0 < F.lr_layer_decay_rate <= 1.0:
         fail(f"--lr_layer_decay_rate must be in (0, 1], got {F.lr_layer_decay_rate}")
-    for name in ("dropout", "dropatt"):
-        if not 0.0 <= getattr(F, name) < 1.0:
-            fail(f"--{name} must be in [0, 1), got {getattr(F, name)}")
-    if F.save_steps is not None and F.save_steps <= 0:
-        fail(f"--save_steps must be > 0, got {F.save_steps}")
-    if F.export_version is not None and not F.export_dir:
-        fail("--export_version needs --export_dir")
-    if F.init_checkpoint:
-        ckpt_dir = F.init_checkpoint if os.path.isdir(F.init_checkpoint) else \
-            os.path.dirname(F.init_checkpoint)
-        if os.path.abspath(ckpt_dir or ".") == os.path.abspath(F.output_dir):
-            fail(f"--output_dir {F.output_dir!r} is the folder of --init_checkpoint; fine-tune "
-                 f"into a new folder")
     for name in ("train_file", "predict_file"):
         path = getattr(F, name)
         if path and not os.path.isfile(path):
