@@ -115,38 +115,39 @@ def initializer(config):
     return keras.initializers.RandomNormal(stddev=config.init_std)
 
 
-def recompute(fn, *xs, chain=None):
+def recompute(fn, *xs):
     """``fn(*xs)`` (float tensors in; a tensor or a list of tensors out) whose intermediates
     are recomputed in the backward pass instead of kept.
 
     Unlike ``tf.recompute_grad``, the recomputation starts only once the incoming gradient
     exists (the inputs pass through identities that depend on it): otherwise TensorFlow may
     run the recomputed forward passes of all blocks early, since they depend only on
-    tensors of the forward pass, and keep all their intermediates alive at once.  Blocks
-    that share a ``chain`` list (blocks whose incoming gradients appear at the same time,
-    e.g. row blocks of one tensor) are recomputed one after the other.  ``fn`` may read
-    variables (they receive gradients) and capture tensors that need none (masks); what
-    it computes from captured tensors alone should wait for its inputs (a control
+    tensors of the forward pass, and keep all their intermediates alive at once.  ``fn``
+    may read variables (they receive gradients) and capture tensors that need none (masks);
+    what it computes from captured tensors alone should wait for its inputs (a control
     dependency) so that it, too, is not computed early."""
 
     @tf.custom_gradient
     def block(*xs):
         def grad(*douts, variables=None):
-            deps = [d for d in douts if d is not None] + (chain[-1] if chain else [])
-            with tf.control_dependencies(deps):
+            with tf.control_dependencies([d for d in douts if d is not None]):
                 xs2 = [tf.identity(x) for x in xs]
             with tf.GradientTape() as tape:
                 tape.watch(xs2)
                 out = tf.nest.flatten(fn(*xs2))
             grads = tape.gradient(out, xs2 + list(variables or []),
                                   output_gradients=list(douts))
-            if chain is not None:
-                chain.append([g for g in grads if g is not None])
             if variables is None:
                 return grads
             return grads[:len(xs2)], grads[len(xs2):]
         return fn(*xs), grad
     return block(*xs)
+
+
+def _fill(present, used):
+    """Re-expand the non-None arguments ``present`` to the positions flagged in ``used``."""
+    it = iter(present)
+    return [next(it) if u else None for u in used]
 
 
 _GELU_C = math.sqrt(2.0 / math.pi)
@@ -387,24 +388,64 @@ class RelativeAttention(keras.layers.Layer):
         keep = None
         if self.dropatt_rate > 0 and seed is not None:
             keep, _ = dropout_keep(dims(q_head)[:3] + [klen], self.dropatt_rate, seed)
-        outs, chain = [], []
+        blocks = []
         for i0 in range(0, qlen, c):
             n = min(c, qlen - i0)
-            # rows i0..i0+n need relative positions T - i0 - n .. T - i0 + K - 1 (spec 1.9)
-            kr_rows = kr_head[:, :, qlen - i0 - n:qlen - i0 + klen]              # [., H, n+K, Dh]
-            seg_rows = None if seg_mismatch is None else seg_mismatch[:, i0:i0 + n]
             allowed_rows = allowed
             if allowed is not None and allowed.shape[2] != 1:
                 allowed_rows = allowed[:, :, i0:i0 + n]
-            keep_rows = None if keep is None else keep[:, :, i0:i0 + n]
+            # rows i0..i0+n need relative positions T - i0 - n .. T - i0 + K - 1 (spec 1.9)
+            blocks.append(dict(
+                i0=i0, n=n, r0=qlen - i0 - n, allowed=allowed_rows,
+                seg=None if seg_mismatch is None else seg_mismatch[:, i0:i0 + n],
+                keep=None if keep is None else keep[:, :, i0:i0 + n]))
 
-            def rows(q, k, v, kr, rwb, rrb, rsb, se, seg_rows=seg_rows,
-                     allowed_rows=allowed_rows, keep_rows=keep_rows, n=n):
-                return self.core_rows(q, k, v, kr, rwb, rrb, seg_rows, rsb, se, allowed_rows,
-                                      n, klen, None, training, None, keep=keep_rows)
-            outs.append(recompute(rows, q_head[:, :, i0:i0 + n], k_head, v_head, kr_rows,
-                                  r_w_bias, r_r_bias, r_s_bias, seg_embed, chain=chain))
-        return tf.concat(outs, axis=2)                                          # [B, H, T, Dh]
+        def run(blk, q_rows, k, v, kr, rwb, rrb, rsb, se):
+            kr_rows = kr[:, :, blk["r0"]:blk["r0"] + blk["n"] + klen]         # [., H, n+K, Dh]
+            return self.core_rows(q_rows, k, v, kr_rows, rwb, rrb, blk["seg"], rsb, se,
+                                  blk["allowed"], blk["n"], klen, None, training, None,
+                                  keep=blk["keep"])                          # [B, H, n, Dh]
+
+        def rows(x, blk):
+            return x[:, :, blk["i0"]:blk["i0"] + blk["n"]]
+
+        xs = [q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, r_s_bias, seg_embed]
+        used = [x is not None for x in xs]
+
+        @tf.custom_gradient
+        def attend(*args):
+            full = _fill(args, used)
+            outs = []
+            for blk in blocks:
+                # one block after the other: they are independent, and TensorFlow would
+                # otherwise interleave them, all their [B, H, n, K] intermediates alive at once
+                with tf.control_dependencies(outs[-1:]):
+                    outs.append(run(blk, rows(full[0], blk), *full[1:]))
+            out = tf.concat(outs, axis=2)                                   # [B, H, T, Dh]
+
+            def grad(dout):
+                # each block is recomputed once its predecessor's gradients exist; the
+                # key, value, position and bias gradients are summed as they come, so
+                # one block's [B, H, n, K] tensors and one running sum exist at a time
+                dq, acc, deps = [], [None] * len(args), [dout]
+                for blk in blocks:
+                    with tf.control_dependencies(deps):
+                        xs2 = [tf.identity(rows(args[0], blk))] + [
+                            tf.identity(x) for x in args[1:]]
+                    with tf.GradientTape() as tape:
+                        tape.watch(xs2)
+                        out_b = run(blk, *_fill(xs2, used))
+                    grads = tape.gradient(out_b, xs2, output_gradients=rows(dout, blk))
+                    dq.append(grads[0])
+                    for j in range(1, len(args)):
+                        if grads[j] is not None:
+                            acc[j] = grads[j] if acc[j] is None else acc[j] + grads[j]
+                    deps = [dq[-1]] + [a for a in acc if a is not None]
+                return [tf.concat(dq, axis=2)] + [
+                    a if a is not None else tf.zeros_like(x) for a, x in zip(acc[1:], args[1:])]
+            return out, grad
+
+        return attend(*[x for x in xs if x is not None])                     # [B, H, T, Dh]
 
     def core_rows(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
                   r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,

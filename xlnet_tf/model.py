@@ -29,8 +29,8 @@ from xlnet_tf.layers import (XLNetLayer, dims, dropout, fold_seed, initializer, 
                              relative_positional_encoding)
 from xlnet_tf.masks import attention_masks, segment_mismatch
 
-# Query rows per attention block in recompute mode (2 blocks at 512 tokens).
-RECOMPUTE_QUERY_CHUNK = 256
+# Query rows per attention block in recompute mode (4 blocks at 512 tokens).
+RECOMPUTE_QUERY_CHUNK = 128
 
 INPUT_KEYS = ("input_ids", "seg_ids", "input_mask", "perm_mask", "target_mapping", "inp_q",
               "mems")
