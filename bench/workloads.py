@@ -164,6 +164,41 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def reset_peak_rss():
+    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux: write 5 to
+    /proc/self/clear_refs); True if it worked.  Lets a worker report the peak of its
+    steady-state calls apart from the peak of its first (tracing, compiling) call."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def release_heap():
+    """Return freed heap pages to the OS (glibc malloc_trim); False where unavailable."""
+    try:
+        import ctypes
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
+def time_steady(fn, warmup, runs, tag=None):
+    """`time_calls` after a first call already made: records the peak RSS so far (the
+    first call's included), returns freed heap to the OS, resets the peak and times the
+    calls.  Returns (times, {"peak_rss_mb": whole-process peak, "steady_peak_rss_mb":
+    peak over the timed calls only, or None where the peak cannot be reset})."""
+    first_peak = peak_rss_mb()
+    release_heap()
+    reset = reset_peak_rss()
+    times = time_calls(fn, warmup, runs, tag=tag)
+    steady = peak_rss_mb()
+    return times, dict(peak_rss_mb=max(first_peak, steady),
+                       steady_peak_rss_mb=steady if reset else None)
+
+
 def load_average():
     try:
         return os.getloadavg()
