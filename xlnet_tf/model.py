@@ -29,8 +29,9 @@ from xlnet_tf.layers import (XLNetLayer, dims, dropout, fold_seed, initializer, 
                              relative_positional_encoding)
 from xlnet_tf.masks import attention_masks, segment_mismatch
 
-# Query rows per attention block in recompute mode (4 blocks at 512 tokens).
-RECOMPUTE_QUERY_CHUNK = 128
+# Query rows per attention block in recompute mode (2 blocks at 512 tokens: more blocks
+# lower the activation peak a little but add graph ops, which cost more host memory).
+RECOMPUTE_QUERY_CHUNK = 256
 
 INPUT_KEYS = ("input_ids", "seg_ids", "input_mask", "perm_mask", "target_mapping", "inp_q",
               "mems")
