@@ -32,8 +32,8 @@ def dims(x):
 
 
 def dropout_keep(shape, rate, seed):
-    """The keep mask (bool, ``shape``) and the scale (python float) of inverted dropout,
-    drawn with a STATELESS RNG keyed by ``seed`` ([2] int tensor).
+    """The keep mask (bool, ``shape``) of inverted dropout, drawn with a STATELESS RNG keyed
+    by ``seed`` ([2] int tensor); `dropout_keep_scale` gives the scale of the kept values.
 
     The same seed gives the same mask, so a layer re-run in the backward pass
     (``recompute``) drops exactly what the forward pass dropped, and a resumed run that
@@ -48,8 +48,7 @@ def dropout_keep(shape, rate, seed):
                                        dtype=tf.uint32)
     u16 = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:n]
     threshold = int(round(rate * 65536))
-    keep = tf.reshape(u16 >= tf.constant(threshold, tf.uint16), shape)
-    return keep, dropout_keep_scale(rate)
+    return tf.reshape(u16 >= tf.constant(threshold, tf.uint16), shape)
 
 
 def dropout_keep_scale(rate):
@@ -73,7 +72,7 @@ def dropper(shape, rate, seed, keep=None):
     if keep is None:
         if rate <= 0 or seed is None:
             return lambda x: x
-        keep, _ = dropout_keep(shape, rate, seed)
+        keep = dropout_keep(shape, rate, seed)
     scale = dropout_keep_scale(rate)
     return lambda x: tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros([], x.dtype))
 
@@ -130,18 +129,24 @@ def recompute(fn, *xs):
     @tf.custom_gradient
     def block(*xs):
         def grad(*douts, variables=None):
-            with tf.control_dependencies([d for d in douts if d is not None]):
-                xs2 = [tf.identity(x) for x in xs]
-            with tf.GradientTape() as tape:
-                tape.watch(xs2)
-                out = tf.nest.flatten(fn(*xs2))
-            grads = tape.gradient(out, xs2 + list(variables or []),
-                                  output_gradients=list(douts))
+            grads = _rerun_gradients(fn, xs, douts, [d for d in douts if d is not None],
+                                     variables or [])
             if variables is None:
                 return grads
-            return grads[:len(xs2)], grads[len(xs2):]
+            return grads[:len(xs)], grads[len(xs):]
         return fn(*xs), grad
     return block(*xs)
+
+
+def _rerun_gradients(fn, xs, douts, deps, variables=()):
+    """Gradients of ``fn(*xs)`` with respect to xs and ``variables`` for the output
+    gradients ``douts``, fn re-run on identities of xs that wait for ``deps``."""
+    with tf.control_dependencies(deps):
+        xs2 = [tf.identity(x) for x in xs]
+    with tf.GradientTape() as tape:
+        tape.watch(xs2)
+        out = tf.nest.flatten(fn(*xs2))
+    return tape.gradient(out, xs2 + list(variables), output_gradients=list(douts))
 
 
 def _fill(present, used):
@@ -387,7 +392,7 @@ class RelativeAttention(keras.layers.Layer):
                                   positions, training, seed)
         keep = None
         if self.dropatt_rate > 0 and seed is not None:
-            keep, _ = dropout_keep(dims(q_head)[:3] + [klen], self.dropatt_rate, seed)
+            keep = dropout_keep(dims(q_head)[:3] + [klen], self.dropatt_rate, seed)
         blocks = []
         for i0 in range(0, qlen, c):
             n = min(c, qlen - i0)
@@ -429,13 +434,9 @@ class RelativeAttention(keras.layers.Layer):
                 # one block's [B, H, n, K] tensors and one running sum exist at a time
                 dq, acc, deps = [], [None] * len(args), [dout]
                 for blk in blocks:
-                    with tf.control_dependencies(deps):
-                        xs2 = [tf.identity(rows(args[0], blk))] + [
-                            tf.identity(x) for x in args[1:]]
-                    with tf.GradientTape() as tape:
-                        tape.watch(xs2)
-                        out_b = run(blk, *_fill(xs2, used))
-                    grads = tape.gradient(out_b, xs2, output_gradients=rows(dout, blk))
+                    grads = _rerun_gradients(lambda *x, blk=blk: run(blk, *_fill(x, used)),
+                                             [rows(args[0], blk)] + list(args[1:]),
+                                             [rows(dout, blk)], deps)
                     dq.append(grads[0])
                     for j in range(1, len(args)):
                         if grads[j] is not None:
