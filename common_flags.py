@@ -59,7 +59,7 @@ def model_run_options(F, **extra):
 
 def train_config(F, model_dir, train_steps, tokens_per_example, max_to_keep):
     """training.TrainConfig from the optimizer / schedule / checkpoint flags."""
-    from xlnet_tf import training
+    from xlnet_tf.training import loop as training
     return training.TrainConfig(
         model_dir=model_dir, train_steps=train_steps, learning_rate=F.learning_rate,
         warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,

@@ -184,7 +184,7 @@ def load_json(path):
 
 
 def do_export(model_or_copy, export_dir, spiece_model, cfg, version):
-    from xlnet_tf import export
+    from xlnet_tf.serving import saved_model as export
     path = export.export_classifier(
         model_or_copy, export_dir, spiece_model, max_seq_length=cfg["max_seq_length"],
         label_list=cfg["label_list"], is_regression=cfg["is_regression"], pair=cfg["pair"],
@@ -199,10 +199,10 @@ def do_export(model_or_copy, export_dir, spiece_model, cfg, version):
 def export_only(F):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     import keras
-    from xlnet_tf import training
-    from xlnet_tf import export
-    from xlnet_tf.classifier import XLNetClassifier
-    from xlnet_tf.config import XLNetConfig
+    from xlnet_tf.training import loop as training
+    from xlnet_tf.serving import saved_model as export
+    from xlnet_tf.classification.model import XLNetClassifier
+    from xlnet_tf.modeling.config import XLNetConfig
 
     cfg_path = os.path.join(F.output_dir, CLASSIFIER_CONFIG)
     if not os.path.exists(cfg_path):
@@ -210,7 +210,7 @@ def export_only(F):
              f"--output_dir written by run_classifier.py")
     cfg = load_json(cfg_path)
     if F.task and F.task.strip().lower() not in ("generic", "csv", "tsv"):
-        from xlnet_tf.data.classifier_data import get_task
+        from xlnet_tf.classification.data import get_task
         try:
             name = get_task(F.task).name
         except ValueError as e:
@@ -249,14 +249,14 @@ def main(argv):
         return
 
     import tensorflow as tf
-    from xlnet_tf import checkpoint as ckpt_lib
-    from xlnet_tf import training
-    from xlnet_tf.classifier import (ClassifierTask, Evaluator, classifier_identity,
+    from xlnet_tf.modeling import checkpoint as ckpt_lib
+    from xlnet_tf.training import loop as training
+    from xlnet_tf.classification.model import (ClassifierTask, Evaluator, classifier_identity,
                                      task_has_text_b, write_predictions)
-    from xlnet_tf.config import XLNetConfig
-    from xlnet_tf.data import classifier_data as cd
-    from xlnet_tf.data.manifest import write_json_atomic
-    from xlnet_tf.tokenization import Tokenizer
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.classification import data as cd
+    from xlnet_tf.io import write_json_atomic
+    from xlnet_tf.tokenization.tokenizer import Tokenizer
 
     training.configure_cpu_devices(F.num_cpus)
     out = F.output_dir
@@ -306,7 +306,7 @@ def main(argv):
         training.check_output_dir(out, identity, CLASSIFIER_CONFIG)
         version = None
         if F.export_dir:
-            from xlnet_tf import export
+            from xlnet_tf.serving import saved_model as export
             version = export.check_export_dir(F.export_dir, F.export_version)
     except (ValueError, FileExistsError) as e:
         fail(str(e))

@@ -29,7 +29,7 @@ flags.DEFINE_integer("d_inner", 512, "Feed-forward inner size.")
 flags.DEFINE_enum("ff_activation", "gelu", ["gelu", "relu"], "Feed-forward activation.")
 flags.DEFINE_bool("untie_r", True, "Per-layer attention biases.")
 # ---- data
-flags.DEFINE_string("record_dir", None, "Records from xlnet_tf.data.create_pretrain_records.")
+flags.DEFINE_string("record_dir", None, "Records from xlnet_tf.pretraining.records.")
 flags.DEFINE_string("input_text", None, "Comma-separated globs of raw text (one sentence per "
                     "line, blank line between documents): trains the SentencePiece model if "
                     "--spiece_model is not given, builds the records, caches both in "
@@ -88,9 +88,9 @@ def main(argv):
         fail("give either --record_dir or --input_text, not both")
 
     import tensorflow as tf
-    from xlnet_tf import training
-    from xlnet_tf.config import XLNetConfig
-    from xlnet_tf.pretraining import PretrainTask, prepare_data, python_docs_corpus
+    from xlnet_tf.training import loop as training
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.pretraining.task import PretrainTask, prepare_data, python_docs_corpus
 
     training.configure_cpu_devices(F.num_cpus)
     training.set_precision(F.precision)
@@ -105,7 +105,7 @@ def main(argv):
         strategy.extended, "num_hosts", 1)
     if workers > 1 and not F.record_dir:
         fail("with several workers/hosts build the records first (python -m "
-             "xlnet_tf.data.create_pretrain_records --num_tasks=<hosts> ...) and pass "
+             "xlnet_tf.pretraining.records --num_tasks=<hosts> ...) and pass "
              "--record_dir, so the hosts do not race to build them")
     unit = 2 * replicas if F.bi_data else replicas
     if F.train_batch_size % unit:
@@ -121,7 +121,7 @@ def main(argv):
     except ValueError as e:
         fail(str(e))
     # a model_dir that holds another model's checkpoint is refused before anything is written
-    from xlnet_tf.pretraining import pretrain_identity
+    from xlnet_tf.pretraining.task import pretrain_identity
     size = {} if F.model_config else dict(
         n_layer=F.n_layer, d_model=F.d_model, n_head=F.n_head, d_head=F.d_head,
         d_inner=F.d_inner, ff_activation=F.ff_activation, untie_r=F.untie_r)
@@ -152,7 +152,7 @@ def main(argv):
             uncased=F.uncased, bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host,
             seed=F.seed, num_workers=os.cpu_count() or 1)
 
-    from xlnet_tf.data.pretrain_input import check_manifest
+    from xlnet_tf.pretraining.input_pipeline import check_manifest
     try:
         manifest = check_manifest(record_dir, seq_len=F.seq_len, reuse_len=F.reuse_len,
                                   bi_data=F.bi_data, num_predict=F.num_predict,

@@ -163,7 +163,7 @@ def count_long_questions(examples, tokenizer, max_query_length):
 def read_examples(kind, path, is_training, tokenizer, max_query_length, v2):
     """Read a SQuAD file up front (a bad file fails before anything is written) and report
     what reading skipped or will truncate.  Returns the examples."""
-    from xlnet_tf.data import squad_data as sd
+    from xlnet_tf.squad import data as sd
     examples = sd.read_squad_examples(path, is_training=is_training)
     notes = []
     if examples.num_bad_offsets:
@@ -202,7 +202,7 @@ def squad_config_dict(F, config, identity):
 
 
 def do_export(model, export_dir, spiece_model, cfg, version):
-    from xlnet_tf.squad_export import export_squad
+    from xlnet_tf.squad.export import export_squad
     path = export_squad(
         model, export_dir, spiece_model, max_seq_length=cfg["max_seq_length"],
         doc_stride=cfg["doc_stride"], max_query_length=cfg["max_query_length"],
@@ -216,10 +216,10 @@ def do_export(model, export_dir, spiece_model, cfg, version):
 def export_only(F):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     import keras
-    from xlnet_tf import training
-    from xlnet_tf import export
-    from xlnet_tf.config import XLNetConfig
-    from xlnet_tf.squad_model import XLNetSquadModel
+    from xlnet_tf.training import loop as training
+    from xlnet_tf.serving import saved_model as export
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.squad.model import XLNetSquadModel
 
     cfg_path = os.path.join(F.output_dir, SQUAD_CONFIG)
     if not os.path.exists(cfg_path):
@@ -258,10 +258,10 @@ def predict_and_evaluate(F, model, cache, predict_dir, output_dir):
     """Beam outputs for every feature -> predictions.json, nbest_predictions.json,
     null_odds.json (predict_dir) and, when the file has answers, eval_results.json
     (output_dir)."""
-    from xlnet_tf import squad_eval
-    from xlnet_tf.data.manifest import write_json_atomic
-    from xlnet_tf.squad_model import predict_raw_results
-    from xlnet_tf.squad_postprocess import write_predictions
+    from xlnet_tf.squad import evaluate as squad_eval
+    from xlnet_tf.io import write_json_atomic
+    from xlnet_tf.squad.model import predict_raw_results
+    from xlnet_tf.squad.postprocess import write_predictions
 
     print(f"predicting {len(cache.examples)} questions ({cache.num_features} windows, batch "
           f"{F.predict_batch_size})", flush=True)
@@ -304,12 +304,12 @@ def main(argv):
         return
 
     import tensorflow as tf
-    from xlnet_tf import training
-    from xlnet_tf.config import XLNetConfig
-    from xlnet_tf.data import squad_data as sd
-    from xlnet_tf.data.manifest import write_json_atomic
-    from xlnet_tf.squad_model import SquadTask, squad_identity
-    from xlnet_tf.tokenization import Tokenizer
+    from xlnet_tf.training import loop as training
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.squad import data as sd
+    from xlnet_tf.io import write_json_atomic
+    from xlnet_tf.squad.model import SquadTask, squad_identity
+    from xlnet_tf.tokenization.tokenizer import Tokenizer
 
     training.configure_cpu_devices(F.num_cpus)
     out = F.output_dir
@@ -357,7 +357,7 @@ def main(argv):
         training.check_output_dir(out, identity, SQUAD_CONFIG)
         version = None
         if F.export_dir:
-            from xlnet_tf import export
+            from xlnet_tf.serving import saved_model as export
             version = export.check_export_dir(F.export_dir, F.export_version)
     except (ValueError, FileExistsError) as e:
         fail(str(e))

@@ -2,7 +2,7 @@
 
 Builds an XLNet classifier with random weights (default: the XLNet-base shape, 12 layers,
 d_model 768, 12 heads, d_inner 3072, 32000 tokens; 2 labels, summary 'last' + projection),
-exports it with ``xlnet_tf.export.export_classifier`` (max_seq_length 128), loads the
+exports it with ``xlnet_tf.serving.saved_model.export_classifier`` (max_seq_length 128), loads the
 SavedModel back with ``tf.saved_model.load`` (tensorflow_text imported first, as a server
 would) and times its signatures:
 
@@ -52,9 +52,9 @@ def make_texts(batch, seed):
 def export_random_model(args, out_dir):
     import tensorflow as tf
 
-    from xlnet_tf import export
-    from xlnet_tf.classifier import XLNetClassifier
-    from xlnet_tf.config import XLNetConfig
+    from xlnet_tf.serving import saved_model as export
+    from xlnet_tf.classification.model import XLNetClassifier
+    from xlnet_tf.modeling.config import XLNetConfig
     config = XLNetConfig(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head,
                          d_head=args.d_model // args.n_head, d_inner=args.d_inner,
                          n_token=args.n_token, dropout=0.0, dropatt=0.0)
@@ -84,8 +84,8 @@ def main():
     import tensorflow_text  # noqa: F401 - the SavedModel's ops, registered before loading
     import tensorflow as tf
 
-    from xlnet_tf.data.classifier_data import pack_ids
-    from xlnet_tf.tokenization import Tokenizer
+    from xlnet_tf.classification.data import pack_ids
+    from xlnet_tf.tokenization.tokenizer import Tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         path = args.saved_model or export_random_model(args, os.path.join(tmp, "export"))

@@ -88,19 +88,19 @@ def make_optimizer(kind, variables, names):
         return opt, "keras.optimizers.Adam"
     if kind == "adamw":
         try:
-            from xlnet_tf.optimization import AdamWeightDecay
+            from xlnet_tf.training.optimization import AdamWeightDecay
         except ImportError:  # the optimization module is not there: Keras' AdamW
             opt = keras.optimizers.AdamW(learning_rate=1e-5, weight_decay=0.01, epsilon=1e-6)
             opt.build(variables)
             return opt, "keras.optimizers.AdamW"
         opt = AdamWeightDecay(learning_rate=1e-5, weight_decay_rate=0.01, epsilon=1e-6)
         opt.build(variables, names=names)
-        return opt, "xlnet_tf.optimization.AdamWeightDecay"
+        return opt, "xlnet_tf.training.optimization.AdamWeightDecay"
     raise ValueError(f"optimizer must be 'adam' or 'adamw', got {kind!r}")
 
 
 def release_host_memory():
-    from xlnet_tf.training import release_host_memory as release
+    from xlnet_tf.training.loop import release_host_memory as release
     release()
 
 
@@ -168,7 +168,7 @@ def make_finetune_step(batch, seq_len, jit_compile=False, optimizer="adam", drop
     t0 = time.perf_counter()
     step(inputs, labels).numpy()
     first = time.perf_counter() - t0
-    release_host_memory()  # as xlnet_tf.training.train does after its first step
+    release_host_memory()  # as xlnet_tf.training.loop.train does after its first step
     flops = workloads.train_step_flops(workloads.forward_flops(batch, seq_len))
     return (lambda: step(inputs, labels).numpy()), dict(
         optimizer_class=opt_name, first_call_s=first, flops=flops, tokens=batch * seq_len)
@@ -216,7 +216,7 @@ def make_pretrain_step(batch, seq_len, num_predict, mem_len, reuse_len=None,
     t0 = time.perf_counter()
     run_once()
     first = time.perf_counter() - t0
-    release_host_memory()  # as xlnet_tf.training.train does after its first step
+    release_host_memory()  # as xlnet_tf.training.loop.train does after its first step
     flops = workloads.train_step_flops(workloads.forward_flops(
         batch, seq_len, mem_len=mem_len or 0, num_predict=num_predict, lm_head=True))
     return run_once, dict(optimizer_class=opt_name, first_call_s=first, flops=flops,

@@ -24,8 +24,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from xlnet_tf.data import create_pretrain_records as cpr  # noqa: E402
-from xlnet_tf.data import pretrain_input as pi  # noqa: E402
+from xlnet_tf.pretraining import records as cpr  # noqa: E402
+from xlnet_tf.pretraining import input_pipeline as pi  # noqa: E402
 
 DEFAULT_CORPUS = os.path.join(REPO, "..", "shared", "data", "pretrain_text")
 

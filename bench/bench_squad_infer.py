@@ -5,7 +5,7 @@
         [--spiece_model tests/fixtures/spiece_test.model]
         [--max_seq_length 512 --doc_stride 128 --max_query_length 64] [--check_alignment]
 
-1. The run_squad.py path: features built by ``xlnet_tf.data.squad_data`` (timed apart,
+1. The run_squad.py path: features built by ``xlnet_tf.squad.data`` (timed apart,
    as "preprocessing"), the model's beam heads over the cached TFRecords
    (``squad_model.predict_raw_results``, one ``tf.function``), then
    ``squad_postprocess.write_predictions``.
@@ -37,12 +37,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401 - registers the ops the SavedModel needs
 
-from xlnet_tf import tokenization as tok_lib  # noqa: E402
-from xlnet_tf.config import XLNetConfig  # noqa: E402
-from xlnet_tf.data import squad_data as sd  # noqa: E402
-from xlnet_tf.squad_export import ContextAligner, export_squad  # noqa: E402
-from xlnet_tf.squad_model import XLNetSquadModel, predict_raw_results  # noqa: E402
-from xlnet_tf.squad_postprocess import write_predictions  # noqa: E402
+from xlnet_tf.tokenization import tokenizer as tok_lib  # noqa: E402
+from xlnet_tf.modeling.config import XLNetConfig  # noqa: E402
+from xlnet_tf.squad import data as sd  # noqa: E402
+from xlnet_tf.squad.export import ContextAligner, export_squad  # noqa: E402
+from xlnet_tf.squad.model import XLNetSquadModel, predict_raw_results  # noqa: E402
+from xlnet_tf.squad.postprocess import write_predictions  # noqa: E402
 
 SHAPES = {
     "base": dict(n_layer=12, d_model=768, n_head=12, d_head=64, d_inner=3072, n_token=32000),

@@ -20,8 +20,8 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from xlnet_tf.data import squad_data as sd  # noqa: E402
-from xlnet_tf.tokenization import Tokenizer  # noqa: E402
+from xlnet_tf.squad import data as sd  # noqa: E402
+from xlnet_tf.tokenization.tokenizer import Tokenizer  # noqa: E402
 
 
 def run(data, tokenizer, num_workers, is_training):

@@ -23,7 +23,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from xlnet_tf import tf_tokenization, tokenization  # noqa: E402
+from xlnet_tf.tokenization import in_graph as tf_tokenization
+
+from xlnet_tf.tokenization import tokenizer as tokenization  # noqa: E402
 
 
 def _lines(path):

@@ -6,6 +6,7 @@ reason only when that folder is absent.
 """
 import os
 import pathlib
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -14,6 +15,9 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures"
+# the shared test helpers (numpy_reference, spm_test_utils, ...) live beside this file; the
+# tests themselves are in folders that mirror xlnet_tf/
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

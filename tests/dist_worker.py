@@ -21,10 +21,14 @@ if MODE == "mirrored_equivalence":
 import numpy as np
 import tensorflow as tf
 
-from xlnet_tf import checkpoint, optimization, training
-from xlnet_tf.config import XLNetConfig
-from xlnet_tf.model import XLNetLMModel
-from xlnet_tf.pretraining import PretrainTask
+from xlnet_tf.modeling import checkpoint
+
+from xlnet_tf.training import optimization
+
+from xlnet_tf.training import loop as training
+from xlnet_tf.modeling.config import XLNetConfig
+from xlnet_tf.modeling.model import XLNetLMModel
+from xlnet_tf.pretraining.task import PretrainTask
 
 CONFIG = XLNetConfig(n_layer=2, d_model=16, n_head=2, d_head=8, d_inner=32, n_token=50,
                      mem_len=6, reuse_len=4, dropout=0.0, dropatt=0.0)

@@ -7,7 +7,7 @@ import pathlib
 
 import numpy as np
 
-from xlnet_tf.data import create_pretrain_records as cpr
+from xlnet_tf.pretraining import records as cpr
 
 FIXTURE_MODEL = pathlib.Path(__file__).resolve().parent / "fixtures" / "spiece_test.model"
 

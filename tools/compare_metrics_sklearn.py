@@ -1,4 +1,4 @@
-"""Compares xlnet_tf.metrics with scikit-learn and scipy on random data (a reference check).
+"""Compares xlnet_tf.classification.metrics with scikit-learn and scipy on random data (a reference check).
 
 scikit-learn is not a project dependency; run this with a side environment, e.g.
 

@@ -6,11 +6,11 @@ loading TensorFlow."""
 __all__ = ["XLNetConfig", "XLNetModel", "XLNetLMModel", "load_original_checkpoint",
            "load_hf_checkpoint", "save_original_checkpoint", "original_names"]
 
-_LAZY = {"XLNetConfig": "xlnet_tf.config", "XLNetModel": "xlnet_tf.model",
-         "XLNetLMModel": "xlnet_tf.model", "load_original_checkpoint": "xlnet_tf.checkpoint",
-         "load_hf_checkpoint": "xlnet_tf.checkpoint",
-         "save_original_checkpoint": "xlnet_tf.checkpoint",
-         "original_names": "xlnet_tf.checkpoint"}
+_LAZY = {"XLNetConfig": "xlnet_tf.modeling.config", "XLNetModel": "xlnet_tf.modeling.model",
+         "XLNetLMModel": "xlnet_tf.modeling.model", "load_original_checkpoint": "xlnet_tf.modeling.checkpoint",
+         "load_hf_checkpoint": "xlnet_tf.modeling.checkpoint",
+         "save_original_checkpoint": "xlnet_tf.modeling.checkpoint",
+         "original_names": "xlnet_tf.modeling.checkpoint"}
 
 
 def __getattr__(name):

@@ -1,0 +1,288 @@
+"""The exported SavedModel: raw text in a fresh process (tensorflow_text imported first) gives
+the probabilities run_classifier.py --do_predict wrote; batch 1 and 7; empty strings; the
+TF1-session loader TF Serving uses (saved_model_cli run); both signatures with the predict
+method; the SentencePiece asset; version folders; the TF Serving REST emulation in the
+``instances`` and ``inputs`` formats."""
+import base64
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+
+from xlnet_tf.modeling import checkpoint as ckpt_lib
+from xlnet_tf.serving import saved_model as export
+from xlnet_tf.classification.model import XLNetClassifier
+from xlnet_tf.modeling.config import XLNetConfig
+from xlnet_tf.classification.data import get_task, pack_ids
+from xlnet_tf.tokenization.tokenizer import Tokenizer
+from conftest import script_module
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+FIXTURE_SPM = str(REPO / "tests" / "fixtures" / "spiece_test.model")
+T = 24
+
+# Sentences for the round trip: whitespace runs, LaTeX quotes, accents, digits with commas,
+# upper case (the run is --uncased), a text far longer than T, and an empty string.
+SENTENCES = [
+    "it 's a charming and often affecting journey . ",
+    "  Unflinchingly   bleak\u00a0\u3000and desperate  ",
+    "``A CAFÉ-naïve'' film, made for $1,000,000, in 2,019 frames",
+    " ".join(["the plot keeps going and going"] * 30),
+    "",
+    "ﬁne ＦＵＬＬ-width text",
+    "a bore .",
+]
+
+
+def run_cli(args):
+    script = script_module('run_classifier')   # installs this script's flags
+    FLAGS = flags.FLAGS
+    FLAGS.unparse_flags()
+    FLAGS(["run_classifier.py", *args])
+    try:
+        script.main([])
+        return 0
+    except SystemExit as e:
+        return e.code
+    finally:
+        FLAGS.unparse_flags()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A short run_classifier.py fine-tuning (single-text task, uncased) with --do_predict on
+    SENTENCES and --export_dir."""
+    root = tmp_path_factory.mktemp("export")
+    data = root / "data"
+    data.mkdir()
+    train = ["sentence\tlabel"] + [f"good movie number {i} .\t1" if i % 2 else
+                                   f"bad film number {i} .\t0" for i in range(24)]
+    (data / "train.tsv").write_text("\n".join(train) + "\n")
+    (data / "test.tsv").write_text("index\tsentence\n" + "".join(
+        f"{i}\t{s}\n" for i, s in enumerate(SENTENCES)))
+    # start from large random weights, so that every sentence gets a clearly different
+    # probability and a 1e-5 agreement means the same ids went through the same model
+    init = XLNetClassifier(XLNetConfig(n_layer=1, d_model=16, n_head=2, d_head=8, d_inner=32,
+                                       n_token=2000), n_class=2, task_name="sst-2")
+    rng = np.random.default_rng(0)
+    for v in init.weights:
+        v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
+    prefix = ckpt_lib.save_original_checkpoint(init, str(root / "init" / "xlnet_model.ckpt"))
+    out, exp = root / "out", root / "exported"
+    code = run_cli(["--task=sst-2", f"--data_dir={data}", f"--output_dir={out}", "--do_train",
+                    "--do_predict", "--train_steps=2", "--iterations=2", "--uncased",
+                    "--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32",
+                    f"--max_seq_length={T}", "--train_batch_size=8", "--eval_batch_size=8",
+                    "--learning_rate=1e-3", "--dropout=0", "--dropatt=0",
+                    f"--init_checkpoint={prefix}", f"--spiece_model={FIXTURE_SPM}",
+                    f"--export_dir={exp}"])
+    assert code == 0
+    with open(out / "predict_results.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert len(rows) == len(SENTENCES)
+    probs = np.array([r["probabilities"] for r in rows])
+    # the answers spread over far more than the 1e-5 tolerance of the checks below
+    assert np.ptp(probs[:, 1]) > 0.03, probs
+    return {"out": out, "export_dir": exp, "version_dir": str(exp / "1"), "rows": rows}
+
+
+def _expected_probs(trained):
+    return np.array([r["probabilities"] for r in trained["rows"]])
+
+
+FRESH_PROCESS = r"""
+import json, sys
+import tensorflow_text  # registers the tensorflow-text ops before the graph is loaded
+import tensorflow as tf
+loaded = tf.saved_model.load(sys.argv[1])
+fn = loaded.signatures["serving_default"]
+texts = json.loads(sys.argv[2])
+batch = fn(text_a=tf.constant(texts))
+singles = [fn(text_a=tf.constant([t])) for t in texts]
+print(json.dumps({
+    "batch_probs": batch["probabilities"].numpy().tolist(),
+    "batch_labels": [x.decode() for x in batch["label"].numpy()],
+    "single_probs": [s["probabilities"].numpy()[0].tolist() for s in singles],
+    "single_shapes": [list(s["logits"].shape) for s in singles],
+    "asset": open(loaded.spiece_model.asset_path.numpy().decode(), "rb").read().hex()[:64],
+}))
+"""
+
+
+def _py(args, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=str(REPO), env=env, **kw)
+
+
+def test_fresh_process_and_saved_model_cli_match_do_predict(trained, tmp_path):
+    """Fresh processes at once: tf.saved_model.load (batch 7 and 1), saved_model_cli show
+    --all, saved_model_cli run of both signatures (the TF1 session loader TF Serving uses)."""
+    d = trained["version_dir"]
+    load = _py(["-c", FRESH_PROCESS, d, json.dumps(SENTENCES)])
+    show = _py(["-m", "xlnet_tf.serving.saved_model", "show", "--dir", d, "--all"])
+    outdir = tmp_path / "cli_out"
+    exprs = "text_a=" + json.dumps(SENTENCES)
+    assert ";" not in exprs                        # saved_model_cli splits --input_exprs at ';'
+    run = _py(["-m", "xlnet_tf.serving.saved_model", "run", "--dir", d, "--tag_set", "serve",
+               "--signature_def", "serving_default", "--input_exprs", exprs,
+               "--outdir", str(outdir)])
+    tok = Tokenizer(FIXTURE_SPM, lower=True)
+    packed = [pack_ids(tok.encode_ids(s), None, T) for s in SENTENCES]
+    ids_exprs = ";".join(f"{k}={json.dumps([p[i] for p in packed])}"
+                         for i, k in enumerate(("input_ids", "input_mask", "seg_ids")))
+    ids_outdir = tmp_path / "cli_ids_out"
+    run_ids = _py(["-m", "xlnet_tf.serving.saved_model", "run", "--dir", d, "--tag_set", "serve",
+                   "--signature_def", "predict_ids", "--input_exprs", ids_exprs,
+                   "--outdir", str(ids_outdir)])
+    results = {name: p.communicate(timeout=300) + (p.returncode,)
+               for name, p in (("load", load), ("show", show), ("run", run),
+                               ("run_ids", run_ids))}
+    for name, (_, err, code) in results.items():
+        assert code == 0, f"{name}: {err[-2000:]}"
+    want = _expected_probs(trained)
+    labels = [r["prediction"] for r in trained["rows"]]
+
+    fresh = json.loads(results["load"][0].strip().splitlines()[-1])
+    np.testing.assert_allclose(fresh["batch_probs"], want, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(fresh["single_probs"], want, atol=1e-5, rtol=0)
+    assert fresh["batch_labels"] == labels
+    assert fresh["single_shapes"] == [[1, 2]] * len(SENTENCES)
+    assert fresh["asset"] == pathlib.Path(FIXTURE_SPM).read_bytes().hex()[:64]
+
+    shown = results["show"][0]
+    for sig in ("serving_default", "predict_ids"):
+        block = shown.split(f"signature_def['{sig}']:")[1].split("signature_def[")[0]
+        assert "Method name is: tensorflow/serving/predict" in block, block
+    sd = shown.split("signature_def['serving_default']:")[1].split("signature_def[")[0]
+    assert "inputs['text_a']" in sd and "inputs['text_b']" not in sd
+    assert "outputs['probabilities']" in sd and "outputs['label']" in sd
+    assert "DT_STRING" in sd
+    ids = shown.split("signature_def['predict_ids']:")[1].split("signature_def[")[0]
+    assert "inputs['input_ids']" in ids and f"shape: (-1, {T})" in ids
+
+    cli_probs = np.load(outdir / "probabilities.npy")
+    np.testing.assert_allclose(cli_probs, want, atol=1e-5, rtol=0)
+    assert [x.decode() for x in np.load(outdir / "label.npy", allow_pickle=True)] == labels
+    np.testing.assert_allclose(np.load(ids_outdir / "probabilities.npy"), want, atol=1e-5,
+                               rtol=0)
+
+
+def test_rest_instances_and_inputs_match_the_python_pipeline(trained):
+    d = trained["version_dir"]
+    want = _expected_probs(trained)
+    labels = [r["prediction"] for r in trained["rows"]]
+    rows = export.rest_predict(d, json.dumps({"instances": SENTENCES}))
+    named = export.rest_predict(d, {"signature_name": "serving_default",
+                                    "instances": [{"text_a": s} for s in SENTENCES]})
+    cols = export.rest_predict(d, {"inputs": {"text_a": SENTENCES}})
+    bare = export.rest_predict(d, {"inputs": SENTENCES})
+    b64 = export.rest_predict(d, {"instances": [
+        {"text_a": {"b64": base64.b64encode(s.encode()).decode()}} for s in SENTENCES]})
+    assert rows == named == b64
+    assert cols == bare
+    preds = rows["predictions"]
+    assert [p["label"] for p in preds] == labels == cols["outputs"]["label"]
+    assert set(preds[0]) == {"probabilities", "logits", "label"}
+    np.testing.assert_allclose([p["probabilities"] for p in preds], want, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(cols["outputs"]["probabilities"], want, atol=1e-5, rtol=0)
+    np.testing.assert_allclose([p["logits"] for p in preds],
+                               [r["logits"] for r in trained["rows"]], atol=1e-5, rtol=0)
+
+    # predict_ids with the Python tokenizer + packer gives the same answer
+    tok = Tokenizer(FIXTURE_SPM, lower=True)
+    packed = [pack_ids(tok.encode_ids(s), None, T) for s in SENTENCES]
+    ids = export.rest_predict(d, {"signature_name": "predict_ids", "inputs": {
+        "input_ids": [p[0] for p in packed], "input_mask": [p[1] for p in packed],
+        "seg_ids": [p[2] for p in packed]}})
+    np.testing.assert_allclose(ids["outputs"]["probabilities"], want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("body,needle", [
+    ({"instances": ["a"], "inputs": ["a"]}, "Both"),
+    ({"signature_name": "nope", "instances": ["a"]}, "nope"),
+    ({"instances": [{"text_b": "a"}]}, "does not have named input(s) ['text_a']"),
+    ({"inputs": {"text_a": [1, 2]}}, "expected a string"),
+    ({"instances": []}, "non-empty"),
+    ("{not json", "JSON Parse error"),
+    ({"inputs": {"text_a": "one text"}}, "shape []"),
+])
+def test_rest_errors(trained, body, needle):
+    answer = export.rest_predict(trained["version_dir"], body)
+    assert set(answer) == {"error"} and needle in answer["error"]
+
+
+def test_saved_model_layout_asset_and_versions(trained):
+    d = pathlib.Path(trained["version_dir"])
+    assert (d / "assets" / "spiece.model").read_bytes() == pathlib.Path(FIXTURE_SPM).read_bytes()
+    info = json.loads((d / "assets.extra" / "export_info.json").read_text())
+    assert info["label_list"] == ["0", "1"] and info["max_seq_length"] == T
+    assert info["uncased"] is True and info["inputs"] == ["text_a"]
+    # export-only from the finished output_dir: next version, same answers
+    assert run_cli([f"--output_dir={trained['out']}",
+                    f"--export_dir={trained['export_dir']}"]) == 0
+    assert sorted(os.listdir(trained["export_dir"])) == ["1", "2"]   # no temporary folders
+    a = export.rest_predict(str(d), {"inputs": SENTENCES})
+    b = export.rest_predict(str(trained["export_dir"] / "2"), {"inputs": SENTENCES})
+    np.testing.assert_allclose(a["outputs"]["probabilities"], b["outputs"]["probabilities"],
+                               atol=1e-6)
+    with pytest.raises(FileExistsError, match="never overwritten"):
+        export.check_export_dir(str(trained["export_dir"]), 2)
+    assert run_cli([f"--output_dir={trained['out']}", f"--export_dir={trained['export_dir']}",
+                    "--export_version=1"]) == 2
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_pair_model_text_b_and_empty_strings(tmp_path, regression):
+    """A pair task (text_a + text_b), classification or regression, random weights, against
+    the Python pipeline (Tokenizer.encode_ids + pack_ids + the Keras model)."""
+    config = XLNetConfig(n_layer=1, d_model=16, n_head=2, d_head=8, d_inner=32, n_token=2000,
+                         dropout=0.0, dropatt=0.0)
+    model = XLNetClassifier(config, n_class=3, task_name="sts-b" if regression else "mnli",
+                            is_regression=regression)
+    rng = np.random.default_rng(0)
+    for v in model.weights:
+        v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
+    labels = None if regression else ["contradiction", "entailment", "neutral"]
+    path = export.export_classifier(model, str(tmp_path / "exp"), FIXTURE_SPM,
+                                    max_seq_length=T, label_list=labels, pair=True,
+                                    is_regression=regression, task_name="mnli_matched")
+    a = ["The cat sat on the mat.", "", " ".join(["long premise"] * 40), "x"]
+    b = ["A cat is sitting.", "", "short", " ".join(["long hypothesis"] * 40)]
+    tok = Tokenizer(FIXTURE_SPM)
+    packed = [pack_ids(tok.encode_ids(x), tok.encode_ids(y), T) for x, y in zip(a, b)]
+    feats = {"input_ids": tf.constant([p[0] for p in packed], tf.int32),
+             "input_mask": tf.constant([p[1] for p in packed], tf.float32),
+             "seg_ids": tf.constant([p[2] for p in packed], tf.int32)}
+    logits = model(feats)["logits"].numpy()
+    rows = export.rest_predict(path, {"instances": [{"text_a": x, "text_b": y}
+                                                    for x, y in zip(a, b)]})
+    cols = export.rest_predict(path, {"inputs": {"text_a": a, "text_b": b}})
+    np.testing.assert_allclose(cols["outputs"]["logits"], logits, atol=1e-5, rtol=0)
+    if regression:
+        assert set(cols["outputs"]) == {"score", "logits"}
+        np.testing.assert_allclose([p["score"] for p in rows["predictions"]], logits[:, 0],
+                                   atol=1e-5, rtol=0)
+    else:
+        probs = tf.nn.softmax(logits).numpy()
+        np.testing.assert_allclose([p["probabilities"] for p in rows["predictions"]], probs,
+                                   atol=1e-5, rtol=0)
+        assert cols["outputs"]["label"] == [labels[i] for i in logits.argmax(1)]
+    bad = export.rest_predict(path, {"inputs": {"text_a": a, "text_b": b[:2]}})
+    assert "same number of texts" in bad["error"]
+    missing = export.rest_predict(path, {"instances": ["only a"]})
+    assert "several inputs" in missing["error"]
+
+
+def test_text_cleanup_in_graph_equals_the_readers():
+    texts = ['a<br />b<br /><br />c', 'say \\"hi\\" and ""so"" \\n next', 'plain, 1,000']
+    for task in ("imdb", "yelp2", "yelp5", "sst-2"):
+        want = [get_task(task).clean_text(t) for t in texts]
+        got = [x.decode() for x in export.clean_text_tf(tf.constant(texts), task).numpy()]
+        assert got == want, task

@@ -1,0 +1,457 @@
+"""Sequence classification / regression on top of the XLNet backbone.
+
+The original's ``get_pooled_out`` + ``get_classification_loss`` / ``get_regression_loss``
+(spec 1.13, 1.14, 2.2) as Keras 3 objects:
+
+* :class:`SequenceSummary` — ``summarize_sequence``: one vector per example from the
+  backbone output ``hidden [B, T, d]``, by ``summary_type``
+
+  ``last``   the last position: the ``<cls>`` token, since classification inputs put CLS at
+             the END and pad on the LEFT (the default);
+  ``first``  position 0 (a padding position for every input shorter than T);
+  ``mean``   mean over all T positions, padding INCLUDED (the original does not mask);
+  ``attn``   a learned query ``summary_bias [d]`` attends over ``hidden`` with plain
+             (absolute, non-relative) multi-head attention, padding masked, then the output
+             projection and a LayerNorm WITHOUT residual (scope ``abs_attn``);
+
+  then, if ``use_summ_proj``, ``tanh(Dense_d(summary))`` (scope ``summary``), and always
+  dropout with the model's ``dropout`` rate.
+
+* :class:`XLNetClassifier` — backbone + summary + ``logit`` Dense(n_class) (or Dense(1) for
+  regression).  Its ``original_name_map()`` names every weight as the original fine-tuned
+  checkpoint does, so ``checkpoint.load_original_checkpoint`` reads a checkpoint fine-tuned
+  by the original code and ``save_original_checkpoint`` writes one it can read::
+
+      model/transformer/...                                 backbone
+      model/sequnece_summary/summary/{kernel,bias}          (sic: "sequnece")
+      model/sequnece_summary/summary_bias                   summary_type=attn only
+      model/sequnece_summary/abs_attn/{q,k,v,o}/kernel      summary_type=attn only
+      model/sequnece_summary/abs_attn/LayerNorm/{gamma,beta}
+      model/classification_{task}/logit/{kernel,bias}       or model/regression_{task}/...
+
+Fine-tuning never uses the Transformer-XL memory nor bi_data (the original's RunConfig for
+fine-tuning copies neither), so the classifier forces ``mem_len=None, reuse_len=None,
+bi_data=False, same_length=False, attn_type='bi'`` on the config it is given.
+"""
+import json
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from xlnet_tf.modeling.config import XLNetConfig
+from xlnet_tf.modeling.layers import NEG_INF, LayerNorm, dropout, fold_seed, initializer
+from xlnet_tf.modeling.model import XLNetModel, model_from_config
+from xlnet_tf.training.loop import Task
+
+SUMMARY_TYPES = ("last", "first", "mean", "attn")
+MODEL_INPUT_KEYS = ("input_ids", "seg_ids", "input_mask")
+
+
+def finetune_config(config):
+    """The config a fine-tuning model runs with: no memory, no bi_data, bidirectional."""
+    if isinstance(config, dict):
+        config = XLNetConfig.from_dict(config)
+    return config.replace(mem_len=None, reuse_len=None, bi_data=False, same_length=False,
+                          attn_type="bi")
+
+
+def head_scope(task_name, is_regression=False, cls_scope=None):
+    """Variable scope of the logit layer: ``classification_{cls_scope or task}`` or
+    ``regression_{task}`` (task name lower-cased, as the original's ``FLAGS.task_name.lower()``)."""
+    if not task_name and not cls_scope:
+        raise ValueError("a task name (or cls_scope) is needed to name the head variables")
+    if is_regression:
+        return f"regression_{str(task_name).lower()}"
+    return f"classification_{cls_scope if cls_scope else str(task_name).lower()}"
+
+
+@keras.saving.register_keras_serializable(package="xlnet_tf")
+class SequenceSummary(keras.layers.Layer):
+    """The original ``summarize_sequence`` (scope ``model/sequnece_summary``).
+
+    Call: ``summary = layer(hidden [B, T, d], input_mask [B, T] float 1 = padding or None,
+    training)`` -> ``[B, d]``.  ``input_mask`` is only used by ``summary_type='attn'``.
+    """
+
+    def __init__(self, d_model, n_head, d_head, summary_type="last", use_proj=True,
+                 dropout=0.1, dropatt=0.1, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        if summary_type not in SUMMARY_TYPES:
+            raise ValueError(f"summary_type must be one of {SUMMARY_TYPES}, got "
+                             f"{summary_type!r}")
+        self.d_model, self.n_head, self.d_head = int(d_model), int(n_head), int(d_head)
+        self.summary_type = summary_type
+        self.use_proj = bool(use_proj)
+        self.dropout_rate, self.dropatt_rate = float(dropout), float(dropatt)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        if summary_type == "attn":
+            self.layer_norm = LayerNorm(name="LayerNorm", dtype=self.dtype_policy)
+        # stateless dropout as in the backbone: one draw per training call, checkpointed by
+        # the training loop with the other generators (exact resume)
+        self.seed_generator = keras.random.SeedGenerator()
+
+    def build(self, input_shape=None):
+        d, init = self.d_model, self.kernel_initializer
+        if self.summary_type == "attn":
+            self.summary_bias = self.add_weight(name="summary_bias", shape=(d,),
+                                                initializer=init, autocast=False)
+            shape = (d, self.n_head, self.d_head)
+            for k in ("q", "k", "v", "o"):
+                setattr(self, f"{k}_kernel", self.add_weight(
+                    name=f"abs_attn_{k}_kernel", shape=shape, initializer=init,
+                    autocast=False))
+            self.layer_norm.build((d,))
+        if self.use_proj:
+            self.summary_kernel = self.add_weight(name="summary_kernel", shape=(d, d),
+                                                  initializer=init, autocast=False)
+            self.summary_bias_proj = self.add_weight(name="summary_proj_bias", shape=(d,),
+                                                     initializer="zeros", autocast=False)
+        self.built = True
+
+    def get_config(self):
+        return {**super().get_config(), "d_model": self.d_model, "n_head": self.n_head,
+                "d_head": self.d_head, "summary_type": self.summary_type,
+                "use_proj": self.use_proj, "dropout": self.dropout_rate,
+                "dropatt": self.dropatt_rate,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
+
+    def original_name_map(self, prefix="model/sequnece_summary"):
+        names = {}
+        if self.summary_type == "attn":
+            names[f"{prefix}/summary_bias"] = self.summary_bias
+            for k in ("q", "k", "v", "o"):
+                names[f"{prefix}/abs_attn/{k}/kernel"] = getattr(self, f"{k}_kernel")
+            names[f"{prefix}/abs_attn/LayerNorm/gamma"] = self.layer_norm.gamma
+            names[f"{prefix}/abs_attn/LayerNorm/beta"] = self.layer_norm.beta
+        if self.use_proj:
+            names[f"{prefix}/summary/kernel"] = self.summary_kernel
+            names[f"{prefix}/summary/bias"] = self.summary_bias_proj
+        return names
+
+    def _w(self, var):
+        return tf.cast(var, self.compute_dtype)
+
+    def _attn_summary(self, hidden, input_mask, training, seed):
+        """The original's ``multihead_attn(summary_bias, hidden, hidden, mask, residual=False)``
+        with one query per example; returns row 0 of its output, [B, d]."""
+        batch = tf.shape(hidden)[0]
+        query = tf.tile(self._w(self.summary_bias)[None, None, :], [batch, 1, 1])  # [B, 1, d]
+        q_head = tf.einsum("bid,dnh->binh", query, self._w(self.q_kernel))   # [B, 1, H, Dh]
+        k_head = tf.einsum("bjd,dnh->bjnh", hidden, self._w(self.k_kernel))  # [B, T, H, Dh]
+        v_head = tf.einsum("bjd,dnh->bjnh", hidden, self._w(self.v_kernel))  # [B, T, H, Dh]
+        score = tf.einsum("binh,bjnh->bnij", q_head, k_head)                 # [B, H, 1, T]
+        score = tf.cast(score, tf.float32) * (1.0 / math.sqrt(self.d_head))
+        if input_mask is not None:
+            pad = tf.cast(input_mask, tf.float32)[:, None, None, :] > 0.5    # [B, 1, 1, T]
+            score = tf.where(pad, NEG_INF, score)                            # = score - 1e30
+        prob = tf.cast(tf.nn.softmax(score, axis=-1), self.compute_dtype)    # [B, H, 1, T]
+        prob = dropout(prob, self.dropatt_rate, fold_seed(seed, 1), training)
+        vec = tf.einsum("bnij,bjnh->binh", prob, v_head)                     # [B, 1, H, Dh]
+        out = tf.einsum("binh,dnh->bid", vec, self._w(self.o_kernel))        # [B, 1, d]
+        out = dropout(out, self.dropout_rate, fold_seed(seed, 2), training)
+        return self.layer_norm(out)[:, 0]                                    # [B, d]
+
+    def call(self, hidden, input_mask=None, training=False):
+        training = bool(training)
+        seed = None
+        if training and (self.dropout_rate > 0 or self.dropatt_rate > 0):
+            seed = tf.cast(self.seed_generator.next(), tf.int32)            # [2]
+        if self.summary_type == "last":
+            summary = hidden[:, -1]                                           # [B, d]
+        elif self.summary_type == "first":
+            summary = hidden[:, 0]                                            # [B, d]
+        elif self.summary_type == "mean":
+            summary = tf.reduce_mean(hidden, axis=1)                          # [B, d]
+        else:
+            summary = self._attn_summary(hidden, input_mask, training, seed)  # [B, d]
+        if self.use_proj:
+            summary = tf.tanh(tf.matmul(summary, self._w(self.summary_kernel))
+                              + self._w(self.summary_bias_proj))              # [B, d]
+        return dropout(summary, self.dropout_rate, fold_seed(seed, 0), training)
+
+
+@keras.saving.register_keras_serializable(package="xlnet_tf")
+class XLNetClassifier(keras.Model):
+    """XLNet backbone + sequence summary + classification (or regression) logit.
+
+    Args:
+      config: ``XLNetConfig`` (or its dict); fine-tuning run options are forced (see module
+        docstring).  ``dropout``/``dropatt`` of the config apply to the head too.
+      n_class: number of labels (ignored for regression, which has one output).
+      task_name: names the head scope, e.g. ``sts-b`` -> ``model/regression_sts-b/logit``.
+      is_regression: one score per example, trained with squared error.
+      summary_type, use_summ_proj: as the original's flags.
+      cls_scope: the original's ``--cls_scope`` (classification head scope suffix).
+
+    Call: ``model({"input_ids": [B, T] int32, "seg_ids": [B, T] int32, "input_mask": [B, T]
+    float 1 = padding}, training)`` (other keys, such as ``label``, are ignored) ->
+    ``{"logits": [B, n_class] float32}`` (``[B, 1]`` for regression).
+    """
+
+    def __init__(self, config, n_class=2, task_name="task", is_regression=False,
+                 summary_type="last", use_summ_proj=True, cls_scope=None, **kwargs):
+        kwargs.setdefault("name", "xlnet_classifier")
+        super().__init__(**kwargs)
+        config = finetune_config(config)
+        self.xlnet_config = config
+        self.is_regression = bool(is_regression)
+        self.n_class = 1 if self.is_regression else int(n_class)
+        if self.n_class < 1 or (not self.is_regression and self.n_class < 2):
+            raise ValueError(f"a classifier needs n_class >= 2, got {n_class}")
+        self.task_name = str(task_name)
+        self.cls_scope = cls_scope or None
+        self.summary_type = summary_type
+        self.use_summ_proj = bool(use_summ_proj)
+        self.head_scope = head_scope(task_name, self.is_regression, self.cls_scope)
+        init = initializer(config)
+        dtype = self.dtype_policy
+        self.transformer = XLNetModel(config, name="transformer", dtype=dtype)
+        # mask_emb only feeds the pretraining query stream; the original fine-tuning graph
+        # does not create it, so it is neither trained nor part of the original names here
+        # (a checkpoint fine-tuned by the original code has no mask_emb to load).
+        self.transformer.mask_emb.trainable = False
+        self.sequence_summary = SequenceSummary(
+            config.d_model, config.n_head, config.d_head, summary_type, use_summ_proj,
+            config.dropout, config.dropatt, init, name="sequnece_summary", dtype=dtype)
+        self.sequence_summary.build()
+        self.logit = keras.layers.Dense(self.n_class, kernel_initializer=init,
+                                        name="logit", dtype=dtype)
+        self.logit.build((None, config.d_model))
+        self.built = True
+
+    def get_config(self):
+        return {"name": self.name, "config": self.xlnet_config.to_dict(),
+                "n_class": self.n_class, "task_name": self.task_name,
+                "is_regression": self.is_regression, "summary_type": self.summary_type,
+                "use_summ_proj": self.use_summ_proj, "cls_scope": self.cls_scope,
+                "dtype": self.dtype_policy.name}
+
+    @classmethod
+    def from_config(cls, cfg):
+        return model_from_config(cls, cfg)
+
+    def original_name_map(self):
+        """{original TF1 name: variable}: backbone, summary and head (see module docstring)."""
+        names = self.transformer.original_name_map(include_mask_emb=False)
+        names.update(self.sequence_summary.original_name_map())
+        names[f"model/{self.head_scope}/logit/kernel"] = self.logit.kernel
+        names[f"model/{self.head_scope}/logit/bias"] = self.logit.bias
+        return names
+
+    def call(self, inputs, training=False):
+        if not isinstance(inputs, dict) or "input_ids" not in inputs:
+            raise ValueError(f"XLNetClassifier takes a dict with keys {MODEL_INPUT_KEYS}")
+        feats = {k: inputs[k] for k in MODEL_INPUT_KEYS if inputs.get(k) is not None}
+        hidden = self.transformer(feats, training=training)["hidden"]        # [B, T, d]
+        summary = self.sequence_summary(hidden, feats.get("input_mask"),
+                                        training=training)                   # [B, d]
+        logits = tf.cast(self.logit(summary), tf.float32)                    # [B, C]
+        return {"logits": logits}
+
+
+def classification_loss(logits, labels, weights=None):
+    """Per-example ``-log softmax(logits)[label]`` [B] (weights multiply it)."""
+    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))  # [B]
+    return loss if weights is None else loss * tf.cast(weights, tf.float32)
+
+
+def regression_loss(logits, labels, weights=None):
+    """Per-example ``(score - label)^2`` [B]; ``logits`` [B, 1] or [B]."""
+    score = tf.reshape(tf.cast(logits, tf.float32), [-1])                    # [B]
+    loss = tf.square(score - tf.cast(labels, tf.float32))                    # [B]
+    return loss if weights is None else loss * tf.cast(weights, tf.float32)
+
+
+# ============================================================================ fine-tuning
+# The task the shared training loop (xlnet_tf.training.loop.train) runs for run_classifier.py,
+# and evaluation / prediction over the cached classifier records.
+
+def task_has_text_b(processor):
+    """Whether a task reader yields a second text (then the export takes ``text_b``)."""
+    columns = getattr(processor, "columns", None)
+    if isinstance(columns, dict):                                 # the generic task
+        return columns.get("text_b") is not None
+    layouts = getattr(processor, "layouts", None) or ()
+    return any(getattr(layout, "text_b", None) is not None for layout in layouts)
+
+
+class ClassifierTask(Task):
+    """Fine-tuning job for :func:`xlnet_tf.training.loop.train`.
+
+    Args:
+      config: the XLNetConfig (fine-tuning options are forced by the model).
+      processor: task reader from ``xlnet_tf.classification.data.get_task``.
+      train_record: TFRecord file of the training split (``prepare_classifier_records``).
+      max_seq_length: T.
+      summary_type, use_summ_proj, cls_scope: head options.
+      seed, shuffle_buffer: training input order.
+      spiece_model: copied next to the final original-named checkpoint.
+    """
+
+    def __init__(self, config, processor, train_record, max_seq_length, *, summary_type="last",
+                 use_summ_proj=True, cls_scope=None, seed=0, shuffle_buffer=2048,
+                 spiece_model=None):
+        self.config = finetune_config(config)
+        self.processor = processor
+        self.train_record = train_record
+        self.max_seq_length = int(max_seq_length)
+        self.summary_type, self.use_summ_proj = summary_type, bool(use_summ_proj)
+        self.cls_scope = cls_scope or None
+        self.seed, self.shuffle_buffer = seed, shuffle_buffer
+        self.spiece_model = spiece_model
+        self.is_regression = bool(processor.is_regression)
+        self.label_list = None if self.is_regression else list(processor.label_list)
+        self.identity = classifier_identity(self.config, processor, self.max_seq_length,
+                                            summary_type, use_summ_proj, cls_scope)
+
+    def build_model(self, dtype=None):
+        kwargs = {"dtype": dtype} if dtype else {}
+        return XLNetClassifier(
+            self.config, n_class=1 if self.is_regression else len(self.label_list),
+            task_name=self.processor.name, is_regression=self.is_regression,
+            summary_type=self.summary_type, use_summ_proj=self.use_summ_proj,
+            cls_scope=self.cls_scope, **kwargs)
+
+    def dataset(self, input_context, per_replica_batch, skip_batches):
+        from xlnet_tf.classification.data import classifier_dataset
+        replicas = input_context.num_replicas_in_sync if input_context is not None else 1
+        ds = classifier_dataset(self.train_record, per_replica_batch * replicas, True,
+                                self.max_seq_length, self.is_regression,
+                                input_context=input_context, seed=self.seed,
+                                shuffle_buffer=self.shuffle_buffer)
+        return ds.skip(skip_batches) if skip_batches else ds
+
+    def loss(self, model, batch, state, training):
+        logits = model(batch, training=training)["logits"]                   # [b, C]
+        if self.is_regression:
+            per_example = regression_loss(logits, batch["label"])            # [b]
+            return tf.reduce_mean(per_example), state, {}
+        per_example = classification_loss(logits, batch["label"])            # [b]
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
+                                   tf.cast(batch["label"], tf.int32)), tf.float32)
+        return tf.reduce_mean(per_example), state, {"accuracy": tf.reduce_mean(correct)}
+
+    def export(self, model, model_dir):
+        """The final weights under the original names: ``model_dir/xlnet_model.ckpt`` (its
+        ``global_step`` = the step of the newest loop checkpoint)."""
+        from xlnet_tf.modeling import checkpoint as ckpt_lib
+        latest = tf.train.latest_checkpoint(model_dir)
+        step = int(latest.rsplit("-", 1)[1]) if latest and latest.rsplit("-", 1)[1].isdigit() \
+            else 0
+        ckpt_lib.save_original_checkpoint(model, os.path.join(model_dir, "xlnet_model.ckpt"),
+                                          global_step=step)
+
+
+def classifier_identity(config, processor, max_seq_length, summary_type, use_summ_proj,
+                        cls_scope):
+    """What makes two fine-tuning runs share an output_dir (written to task.json)."""
+    return {"task": "classifier", "task_name": processor.name,
+            "xlnet_config": finetune_config(config).checkpoint_dict(),
+            "max_seq_length": int(max_seq_length),
+            "label_list": None if processor.is_regression else list(processor.label_list),
+            "is_regression": bool(processor.is_regression), "summary_type": summary_type,
+            "use_summ_proj": bool(use_summ_proj),
+            "head_scope": head_scope(processor.name, processor.is_regression, cls_scope)}
+
+
+class Evaluator:
+    """Logits, loss and metrics of a classifier over a cached (eval or predict) record file.
+
+    The model call is one ``tf.function`` kept for the evaluator's life, so periodic
+    evaluation during training traces once.  Padding rows (``is_real_example = 0``, added so
+    every batch is full) are dropped from the outputs.
+    """
+
+    def __init__(self, processor, record_path, batch_size, max_seq_length):
+        self.processor = processor
+        self.record_path = record_path
+        self.batch_size = int(batch_size)
+        self.max_seq_length = int(max_seq_length)
+        self.is_regression = bool(processor.is_regression)
+        self._fns = {}
+
+    def _fn(self, model):
+        fn = self._fns.get(id(model))
+        if fn is None:
+            @tf.function
+            def fn(batch):
+                logits = model(batch, training=False)["logits"]              # [b, C]
+                return {"logits": logits, "label": batch["label"],
+                        "weight": batch["is_real_example"]}
+            self._fns = {id(model): fn}
+        return fn
+
+    def outputs(self, model):
+        """{"logits": [N, C] float32, "label": [N], "weight": [N]} for the N real examples,
+        in file order."""
+        from xlnet_tf.classification.data import classifier_dataset
+        from xlnet_tf.training.loop import evaluate_dataset
+        ds = classifier_dataset(self.record_path, self.batch_size, False, self.max_seq_length,
+                                self.is_regression)
+        out = evaluate_dataset(self._fn(model), ds)
+        keep = out["weight"] > 0.5
+        return {k: v[keep] for k, v in out.items()}
+
+    def evaluate(self, model):
+        """{metric: value, ..., "loss": mean loss, "num_examples": N}."""
+        from xlnet_tf.classification.metrics import compute_metrics
+        out = self.outputs(model)
+        logits, labels = out["logits"], out["label"]
+        if self.is_regression:
+            loss = float(np.mean((logits[:, 0].astype(np.float64) - labels) ** 2))
+            preds = logits[:, 0]
+        else:
+            z = logits.astype(np.float64)
+            z = z - z.max(axis=-1, keepdims=True)
+            logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+            loss = float(-np.mean(logp[np.arange(len(labels)), labels.astype(np.int64)]))
+            preds = np.argmax(logits, axis=-1)
+        results = {k: float(v) for k, v in compute_metrics(self.processor, preds, labels).items()}
+        results["loss"] = loss
+        results["num_examples"] = int(len(labels))
+        return results
+
+
+def softmax_np(logits):
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def write_predictions(out_dir, logits, label_list, is_regression, guids=None):
+    """GLUE submission file ``predictions.tsv`` (header ``index<TAB>prediction``; label names,
+    or regression scores with 6 decimals) and ``predict_results.jsonl`` (one JSON object per
+    example: index, prediction, logits, probabilities), both written atomically."""
+    from xlnet_tf.io import atomic_output
+    logits = np.asarray(logits, np.float32)
+    rows, details = [], []
+    if is_regression:
+        for i, score in enumerate(logits[:, 0]):
+            rows.append(f"{i}\t{float(score):.6f}")
+            details.append({"index": i, "prediction": float(score),
+                            "logits": [float(score)]})
+    else:
+        probs = softmax_np(logits)
+        for i, (lg, pr) in enumerate(zip(logits, probs)):
+            label = label_list[int(np.argmax(lg))]
+            rows.append(f"{i}\t{label}")
+            details.append({"index": i, "prediction": label,
+                            "logits": [float(x) for x in lg],
+                            "probabilities": [float(x) for x in pr]})
+    if guids is not None:
+        for d, g in zip(details, guids):
+            d["guid"] = g
+    tsv = os.path.join(out_dir, "predictions.tsv")
+    with atomic_output(tsv) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("index\tprediction\n" + "".join(r + "\n" for r in rows))
+    jsonl = os.path.join(out_dir, "predict_results.jsonl")
+    with atomic_output(jsonl) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            for d in details:
+                f.write(json.dumps(d) + "\n")
+    return tsv, jsonl

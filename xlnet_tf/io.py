@@ -1,0 +1,149 @@
+"""File helpers every stage uses: one of each.
+
+* :func:`atomic_output` / :func:`write_json_atomic` / :func:`write_text_atomic` /
+  :func:`copy_file_atomic` -- write to a temporary name in the target folder and rename it
+  into place only when the write finished, so a failed or killed run never leaves a file
+  that looks complete (and never half-overwrites one).  Files get the usual permissions
+  (0666 less the umask), so a model server running as another user can read them.
+* :class:`WriteError` -- what a failed write raises: it names the path and says why
+  (read-only folder, disk full, a file where a folder should be, ...).
+* :func:`sha256_file` / :func:`sha256_bytes` -- content hashes (vocabularies, caches).
+* :func:`read_json` -- a JSON object with clear errors for a missing or corrupt file.
+* :func:`exclusive_lock` -- an ``flock`` for read-modify-write of a shared file.
+"""
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+
+_WHY = {
+    errno.ENOSPC: "the disk is full",
+    errno.EFBIG: "the file is too large for the file system (or a size limit was hit)",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EROFS: "the file system is read-only",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.ENOTDIR: "a file stands where a folder is expected",
+    errno.EISDIR: "a folder stands where a file is expected",
+}
+
+
+class WriteError(OSError):
+    """A file could not be written; ``str()`` names the path and the reason."""
+
+    def __init__(self, path, cause):
+        why = _WHY.get(getattr(cause, "errno", None), getattr(cause, "strerror", None) or str(cause))
+        super().__init__(getattr(cause, "errno", None),
+                         f"cannot write {path}: {why}; nothing was left in its place "
+                         f"(free space or choose a writable location, then run again)")
+        self.path = path
+
+    def __str__(self):
+        return self.strerror
+
+
+def describe_write_error(path, e):
+    """``WriteError`` for an ``OSError`` raised while writing ``path`` (itself if it is one)."""
+    return e if isinstance(e, WriteError) else WriteError(os.fspath(path), e)
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yields a temporary path beside ``path``; renames it to ``path`` only on success.
+
+    The temporary name is ``<path>.tmp-<pid>`` in the same folder (so the final rename is
+    atomic on POSIX file systems).  If the body raises, the temporary file is deleted and
+    ``path`` is left untouched (an existing file there is neither removed nor altered); an
+    ``OSError`` becomes a :class:`WriteError` naming ``path``.
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            if os.path.isdir(tmp) and not os.path.islink(tmp):
+                shutil.rmtree(tmp)
+            else:
+                os.remove(tmp)
+        if isinstance(e, OSError) and not isinstance(e, (WriteError, FileNotFoundError)):
+            raise WriteError(path, e) from None
+        raise
+
+
+def write_text_atomic(path, text):
+    """Writes ``text`` (UTF-8) to ``path`` through a temporary file, flushed to disk."""
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_json_atomic(path, obj):
+    """Writes ``obj`` as indented, key-sorted JSON to ``path`` (temporary name + rename)."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def copy_file_atomic(src, dst):
+    """Copies ``src`` to ``dst`` through a temporary file (no-op when they are the same file)."""
+    if os.path.exists(dst) and os.path.samefile(src, dst):
+        return dst
+    with atomic_output(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return dst
+
+
+def sha256_bytes(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path, chunk=1 << 20):
+    """Hex sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_json(path, what="JSON file"):
+    """Reads a JSON object from ``path``.
+
+    Raises:
+      FileNotFoundError: ``path`` does not exist (the message says ``what`` was expected).
+      ValueError: the file is not valid JSON or not a JSON object.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path!r} does not exist.")
+    try:
+        with open(path, "r", encoding="utf-8") as f:
+            obj = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(
+            f"{what} {path!r} is not valid JSON ({e}); the run that wrote it may have been "
+            f"interrupted or the file was edited by hand.") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{what} {path!r} holds a JSON {type(obj).__name__}, expected an object.")
+    return obj
+
+
+@contextlib.contextmanager
+def exclusive_lock(lock_path):
+    """Holds an exclusive ``flock`` on ``lock_path`` (created if needed) for the ``with`` body.
+
+    Serialises read-modify-write of shared files between processes on one machine (local
+    or NFS-with-locking file systems; not object stores).
+    """
+    fd = os.open(os.fspath(lock_path), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)

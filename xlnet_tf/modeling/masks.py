@@ -1,0 +1,86 @@
+"""Attention masks: the one place where the original's mask convention is converted.
+
+Public inputs use the ORIGINAL convention (1.0 = blocked / padding):
+  * ``input_mask`` [B, T]:    1 = padding token (a padded KEY is invisible to every query);
+  * ``perm_mask``  [B, T, T]: perm_mask[b, i, j] = 1 -> query i may NOT attend key j.
+Inside the model a mask is a BOOLEAN "may attend" tensor of shape [B|1, 1, T|1, K]
+(axis 1 broadcasts over heads), K = M + T keys (M memory positions first).
+
+Worked example (bi attention, T = 3, M = 1 memory slot, one row, input_mask = [0, 0, 1]
+(the third token is padding), no perm_mask).  Columns are keys [m0, x0, x1, x2]::
+
+    blocked (original attn_mask)       content stream allows       query stream allows
+           m0 x0 x1 x2                        m0 x0 x1 x2                 m0 x0 x1 x2
+      x0 [  0  0  0  1 ]                 x0 [  1  1  1  0 ]          x0 [  1  1  1  0 ]
+      x1 [  0  0  0  1 ]                 x1 [  1  1  1  0 ]          x1 [  1  1  1  0 ]
+      x2 [  0  0  0  1 ]                 x2 [  1  1  1  1 ]          x2 [  1  1  1  0 ]
+
+Memory columns are never blocked; the content stream may always see itself (the
+original's ``non_tgt_mask``: the diagonal j = M + i is cleared); the query stream uses the
+blocked matrix as is, so with a perm_mask a prediction target never sees its own token.
+With ``attn_type='uni'`` the causal part blocks j > M + i, and ``same_length`` also blocks
+j < i so every query sees exactly M + 1 keys.
+"""
+import tensorflow as tf
+
+from xlnet_tf.modeling.layers import dims
+
+
+def causal_blocked(qlen, mlen, same_length):
+    """[T, K] bool, True = blocked, for attn_type='uni' (spec 1.4 step 1)."""
+    i = tf.range(qlen)[:, None]                                   # [T, 1]
+    j = tf.range(mlen + qlen)[None, :]                            # [1, K]
+    blocked = j > mlen + i                                        # [T, K]
+    if same_length:
+        blocked = blocked | (j < i)
+    return blocked
+
+
+def attention_masks(qlen, mlen, input_mask=None, perm_mask=None, attn_type="bi",
+                    same_length=False):
+    """Build the "may attend" masks of the content and the query stream.
+
+    Args:
+      qlen, mlen: python ints (static lengths of the segment and of the memory).
+      input_mask: optional float [B, T], 1 = padding.
+      perm_mask: optional float [B, T, T], 1 = query i may not attend key j.
+    Returns:
+      (content_allowed, query_allowed): bool tensors broadcastable to [B, 1, T, K], or
+      (None, None) when nothing is masked (bi attention without masks).
+    """
+    blocked = None                                                # broadcastable to [B, T, K]
+    if attn_type == "uni":
+        blocked = causal_blocked(qlen, mlen, same_length)[None]   # [1, T, K]
+    data = None
+    if input_mask is not None:
+        data = tf.cast(input_mask, tf.float32)[:, None, :] > 0    # [B, 1, T]
+    if perm_mask is not None:
+        pm = tf.cast(perm_mask, tf.float32) > 0                   # [B, T, T]
+        data = pm if data is None else (data | pm)                # [B, T|1, T]
+    if data is not None:
+        if mlen > 0:
+            # memory columns are always visible
+            pad = tf.zeros(dims(data)[:2] + [mlen], tf.bool)
+            data = tf.concat([pad, data], axis=2)                 # [B, T|1, K]
+        blocked = data if blocked is None else (blocked | data)
+    if blocked is None:
+        return None, None
+    query_blocked = blocked                                       # [B|1, T|1, K]
+    diag = tf.equal(tf.range(mlen + qlen)[None, :], mlen + tf.range(qlen)[:, None])  # [T, K]
+    content_blocked = blocked & tf.logical_not(diag)[None]        # [B|1, T, K]
+    return (tf.logical_not(content_blocked)[:, None],             # [B|1, 1, T, K]
+            tf.logical_not(query_blocked)[:, None])               # [B|1, 1, T|1, K]
+
+
+def segment_mismatch(seg_ids, mlen):
+    """bool [B, T, K]: True where query i and key j lie in DIFFERENT segments.
+
+    Memory positions count as segment 0 (spec 1.6); only equality of ids matters.
+    """
+    seg_ids = tf.cast(seg_ids, tf.int32)                          # [B, T]
+    if mlen > 0:
+        mem = tf.zeros([dims(seg_ids)[0], mlen], tf.int32)
+        cat = tf.concat([mem, seg_ids], axis=1)                   # [B, K]
+    else:
+        cat = seg_ids
+    return tf.not_equal(seg_ids[:, :, None], cat[:, None, :])     # [B, T, K]
