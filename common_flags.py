@@ -51,23 +51,8 @@ def define_model_run_flags():
                       "sequences or large batches, a slower step).")
 
 
-def model_run_options(F, **extra):
-    """The XLNetConfig run options given by the flags of `define_model_run_flags`."""
-    return dict(dropout=F.dropout, dropatt=F.dropatt, clamp_len=F.clamp_len, init=F.init,
-                init_std=F.init_std, init_range=F.init_range, recompute=F.recompute, **extra)
-
-
-def train_config(F, model_dir, train_steps, tokens_per_example, max_to_keep):
-    """training.TrainConfig from the optimizer / schedule / checkpoint flags."""
-    from xlnet_tf.training import loop as training
-    return training.TrainConfig(
-        model_dir=model_dir, train_steps=train_steps, learning_rate=F.learning_rate,
-        warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,
-        adam_epsilon=F.adam_epsilon, decay_method=F.decay_method, clip=F.clip,
-        lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
-        save_steps=F.save_steps, max_to_keep=max_to_keep,
-        global_batch_size=F.train_batch_size, tokens_per_example=tokens_per_example,
-        precision=F.precision, seed=F.seed)
+# one definition of each, shared with the entry points already on xlnet_tf.cli
+from xlnet_tf.cli import model_run_options, train_config  # noqa: E402,F401
 
 
 def fine_tuning_train_config(F, model_dir, count_examples, unit, strategy):

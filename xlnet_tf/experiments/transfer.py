@@ -98,7 +98,7 @@ def repo_root():
 def read_flagfile(path):
     """``--name=value`` / ``--flag`` / ``--noflag`` lines of a flagfile -> dict (comments
     and blank lines skipped); values stay strings, booleans become True/False."""
-    out = {}
+    args = []
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             line = line.strip()
@@ -106,22 +106,12 @@ def read_flagfile(path):
                 continue
             if not line.startswith("--"):
                 raise ValueError(f"{path}:{n}: expected --name=value, got {line!r}")
-            body = line[2:]
-            if "=" in body:
-                k, v = body.split("=", 1)
-                out[k] = v
-            elif body.startswith("no") and body[2:]:
-                out[body[2:]] = False
-            else:
-                out[body] = True
-    return out
+            args.append(line)
+    return read_flag_args(args)
 
 
 def apply_overrides(settings, args):
-    out = dict(settings)
-    for a in args:
-        out.update(read_flag_args([a]))
-    return out
+    return {**settings, **read_flag_args(args)}
 
 
 def read_flag_args(args):
@@ -131,7 +121,7 @@ def read_flag_args(args):
         if "=" in body:
             k, v = body.split("=", 1)
             out[k] = v
-        elif body.startswith("no"):
+        elif body.startswith("no") and body[2:]:
             out[body[2:]] = False
         else:
             out[body] = True
