@@ -199,7 +199,7 @@ def do_export(model_or_copy, export_dir, spiece_model, cfg, version):
 def export_only(F):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     import keras
-    from xlnet_tf.training import loop as training
+    from xlnet_tf import training
     from xlnet_tf.serving import saved_model as export
     from xlnet_tf.classification.model import XLNetClassifier
     from xlnet_tf.modeling.config import XLNetConfig
@@ -250,7 +250,7 @@ def main(argv):
 
     import tensorflow as tf
     from xlnet_tf.modeling import checkpoint as ckpt_lib
-    from xlnet_tf.training import loop as training
+    from xlnet_tf import training
     from xlnet_tf.classification.model import (ClassifierTask, Evaluator, classifier_identity,
                                      task_has_text_b, write_predictions)
     from xlnet_tf.modeling.config import XLNetConfig

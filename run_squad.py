@@ -216,7 +216,7 @@ def do_export(model, export_dir, spiece_model, cfg, version):
 def export_only(F):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     import keras
-    from xlnet_tf.training import loop as training
+    from xlnet_tf import training
     from xlnet_tf.serving import saved_model as export
     from xlnet_tf.modeling.config import XLNetConfig
     from xlnet_tf.squad.model import XLNetSquadModel
@@ -304,7 +304,7 @@ def main(argv):
         return
 
     import tensorflow as tf
-    from xlnet_tf.training import loop as training
+    from xlnet_tf import training
     from xlnet_tf.modeling.config import XLNetConfig
     from xlnet_tf.squad import data as sd
     from xlnet_tf.io import write_json_atomic

@@ -100,7 +100,7 @@ def make_optimizer(kind, variables, names):
 
 
 def release_host_memory():
-    from xlnet_tf.training.loop import release_host_memory as release
+    from xlnet_tf.training import release_host_memory as release
     release()
 
 

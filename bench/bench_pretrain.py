@@ -1,4 +1,4 @@
-"""Pretraining throughput through the real training loop (xlnet_tf.training.loop.train): the
+"""Pretraining throughput through the real training loop (xlnet_tf.training.train): the
 XLNet-base shape (12 x 768, 12 heads, 3072, 32000 tokens), two-stream permutation LM with
 perm_mask / target_mapping and memory carried across steps, AdamW, on this CPU.
 
@@ -23,9 +23,9 @@ def worker(args):
     import numpy as np
     import tensorflow as tf
 
-    from xlnet_tf.training import loop as training
+    from xlnet_tf import training
     from xlnet_tf.modeling.config import XLNET_BASE, XLNetConfig
-    from xlnet_tf.pretraining.task import PretrainTask
+    from xlnet_tf.pretraining import PretrainTask
 
     training.set_precision(args.precision)
     T, P, B, R = args.seq_len, args.num_predict, args.batch, args.seq_len // 2
@@ -38,7 +38,7 @@ def worker(args):
         for p, j in enumerate(rng.choice(T, P, replace=False)):
             tm[b, p, j] = 1
     batch = {"input_k": rng.integers(9, 32000, (B, T)).astype(np.int32),
-             "seg_id": rng.integers(0, 2, (B, T)).astype(np.int32), "perm_mask": perm,
+             "seg_ids": rng.integers(0, 2, (B, T)).astype(np.int32), "perm_mask": perm,
              "target_mapping": tm, "target": rng.integers(9, 32000, (B, P)).astype(np.int32),
              "target_mask": np.ones((B, P), np.float32), "input_q": tm.sum(1)}
 

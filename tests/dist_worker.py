@@ -21,14 +21,11 @@ if MODE == "mirrored_equivalence":
 import numpy as np
 import tensorflow as tf
 
+from xlnet_tf import training
 from xlnet_tf.modeling import checkpoint
-
-from xlnet_tf.training import optimization
-
-from xlnet_tf.training import loop as training
 from xlnet_tf.modeling.config import XLNetConfig
 from xlnet_tf.modeling.model import XLNetLMModel
-from xlnet_tf.pretraining.task import PretrainTask
+from xlnet_tf.pretraining import PretrainTask
 
 CONFIG = XLNetConfig(n_layer=2, d_model=16, n_head=2, d_head=8, d_inner=32, n_token=50,
                      mem_len=6, reuse_len=4, dropout=0.0, dropatt=0.0)
@@ -46,7 +43,7 @@ def synthetic_batches(n, seed=0):
                 tm[b, p, j] = 1
                 perm[b, j, j] = 1
         out.append({"input_k": rng.integers(0, 50, (B, T)).astype(np.int32),
-                    "seg_id": rng.integers(0, 2, (B, T)).astype(np.int32),
+                    "seg_ids": rng.integers(0, 2, (B, T)).astype(np.int32),
                     "perm_mask": perm, "target_mapping": tm,
                     "target": rng.integers(0, 50, (B, P)).astype(np.int32),
                     "target_mask": np.ones((B, P), np.float32),
@@ -91,9 +88,9 @@ def mirrored_equivalence(out_dir):
     names_map = {id(v): n for n, v in ref.original_name_map().items()}
     variables = ref.trainable_variables
     names = [names_map[id(v)] for v in variables]
-    opt, _ = optimization.create_optimizer(1e-2, steps, 0, 0.0, 0.01, 1e-8, variables=variables,
+    opt, _ = training.create_optimizer(1e-2, steps, 0, 0.0, 0.01, 1e-8, variables=variables,
                                            names=names)
-    scales = optimization.layerwise_decay_scales(names, CONFIG.n_layer, 0.8)
+    scales = training.layerwise_decay_scales(names, CONFIG.n_layer, 0.8)
     task = SyntheticTask(batches)
     mems = [task.initial_state(B), task.initial_state(B)]
     for s in range(steps):
@@ -106,8 +103,8 @@ def mirrored_equivalence(out_dir):
             total = (losses[0] + losses[1]) / 2
         grads = tape.gradient(total, variables)
         grads = [tf.convert_to_tensor(g) for g in grads]
-        grads, _ = optimization.clip_by_global_norm(grads, 0.5)
-        grads = optimization.apply_layerwise_decay(grads, scales)
+        grads, _ = training.clip_by_global_norm(grads, 0.5)
+        grads = training.apply_layerwise_decay(grads, scales)
         opt.apply_gradients(zip(grads, variables))
     mirrored = model.original_name_map()
     ref_map = ref.original_name_map()

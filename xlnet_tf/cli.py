@@ -151,7 +151,7 @@ def model_run_options(F, **extra):
 
 def train_config(F, model_dir, train_steps, tokens_per_example, max_to_keep):
     """TrainConfig from the optimizer / schedule / checkpoint flags."""
-    from xlnet_tf.training.loop import TrainConfig
+    from xlnet_tf.training import TrainConfig
     return TrainConfig(
         model_dir=model_dir, train_steps=train_steps, learning_rate=F.learning_rate,
         warmup_steps=F.warmup_steps, min_lr_ratio=F.min_lr_ratio, weight_decay=F.weight_decay,

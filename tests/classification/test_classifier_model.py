@@ -317,7 +317,7 @@ def test_write_predictions(tmp_path):
 def test_hugging_face_weights_initialise_the_backbone(repo_root):
     """--init_checkpoint with HF weights (the tiny XLNetLMHeadModel fixture): the backbone
     loads through training.init_from_checkpoint, the new head keeps its initialisation."""
-    from xlnet_tf.training import loop as training
+    from xlnet_tf import training
     config = XLNetConfig(n_layer=2, d_model=32, n_head=4, d_head=8, d_inner=48, n_token=96,
                          ff_activation="gelu", untie_r=True, dropout=0.0, dropatt=0.0)
     model = XLNetClassifier(config, n_class=2, task_name="sst-2")

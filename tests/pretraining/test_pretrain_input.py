@@ -1,4 +1,4 @@
-"""Tests of xlnet_tf/data/pretrain_input.py: _local_perm, example assembly, the dataset."""
+"""Tests of xlnet_tf/pretraining/input_pipeline.py: _local_perm, example assembly, the dataset."""
 import os
 import subprocess
 import sys
@@ -9,7 +9,6 @@ import pytest
 import tensorflow as tf
 
 from pretrain_test_utils import build, read_records, write_corpus
-from xlnet_tf import io as io_lib
 from xlnet_tf import manifest as manifest_lib
 from xlnet_tf.pretraining import input_pipeline as pi
 from xlnet_tf.tokenization.tokenizer import CLS_ID, SEP_ID
@@ -18,7 +17,7 @@ SEQ, REUSE, NP = 32, 16, 6
 
 
 # --------------------------------------------------------------------------------------
-# Independent reference: the consequences listed in spec 4.8 step 6, written as rules.
+# Independent reference: the consequences of the original _local_perm, written as rules.
 # --------------------------------------------------------------------------------------
 def reference_perm_mask(inputs, is_masked, ranks):
     n = len(inputs)
@@ -215,7 +214,7 @@ def test_dataset_examples_have_the_permutation_structure(rec3):
         for e in range(4):
             inp = b["input_k"][e]
             np.testing.assert_array_equal(inp, raw["input"][row])
-            np.testing.assert_array_equal(b["seg_id"][e], raw["seg_id"][row])
+            np.testing.assert_array_equal(b["seg_ids"][e], raw["seg_id"][row])  # renamed
             masked = raw["is_masked"][row].astype(bool)
             row += 1
             pm = b["perm_mask"][e]
@@ -250,7 +249,7 @@ def test_dataset_examples_have_the_permutation_structure(rec3):
 
 def test_dataset_shapes_are_static(rec3):
     spec = dataset(rec3).element_spec
-    expected = {"input_k": ([4, SEQ], tf.int32), "seg_id": ([4, SEQ], tf.int32),
+    expected = {"input_k": ([4, SEQ], tf.int32), "seg_ids": ([4, SEQ], tf.int32),
                 "perm_mask": ([4, SEQ, SEQ], tf.float32),
                 "target_mapping": ([4, NP, SEQ], tf.float32), "target": ([4, NP], tf.int32),
                 "target_mask": ([4, NP], tf.float32), "input_q": ([4, SEQ], tf.float32)}

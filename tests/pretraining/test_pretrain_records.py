@@ -1,4 +1,4 @@
-"""Tests of xlnet_tf/data/create_pretrain_records.py (+ manifest.py)."""
+"""Tests of xlnet_tf/pretraining/records.py (+ manifest.py)."""
 import hashlib
 import json
 import logging
@@ -11,7 +11,6 @@ import pytest
 
 from pretrain_test_utils import FIXTURE_MODEL, TINY, build, read_records, write_corpus
 from xlnet_tf.pretraining import records as cpr
-from xlnet_tf import io as io_lib
 from xlnet_tf import manifest as manifest_lib
 from xlnet_tf.tokenization.tokenizer import CLS_ID, EOD_ID, SEP_ID, Tokenizer
 
@@ -29,7 +28,7 @@ def start_table(tokenizer):
 
 
 # --------------------------------------------------------------------------------------
-# Literal references (the loops of spec 4.4 / 4.5 written out step by step)
+# Literal references (the loops of the original _split_a_and_b / _sample_mask written out)
 # --------------------------------------------------------------------------------------
 def literal_split(data, flags, begin_idx, tot_len, rng):
     n = len(data)
@@ -138,7 +137,7 @@ def test_tokenize_files_keeps_ids_and_sentence_boundaries(tmp_path, tokenizer):
     shards, stats = cpr.tokenize_files([str(path)], str(FIXTURE_MODEL))
     (_, ids, flags), = shards
     expected_ids, expected_flags, f = [], [], True
-    for line in lines:  # the spec's flag rule, written out
+    for line in lines:  # the original's flag rule, written out
         if not line.strip():
             f = not f
             expected_ids.append(EOD_ID)

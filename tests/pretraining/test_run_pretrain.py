@@ -59,6 +59,7 @@ def test_default_run_loss_falls_and_exports(tmp_path):
     assert last < first - 1.0, (first, last)
     assert "steps/s" in proc.stdout and "ETA" in proc.stdout
     assert "run_classifier.py" in proc.stdout  # the fine-tuning command is printed
+    assert "--data_dir=PATH/TO/glue/SST-2" in proc.stdout and "shared" not in proc.stdout
     # the published-checkpoint trio, loadable like the original files
     config = XLNetConfig.from_json(str(out / "xlnet_config.json"))
     model = xlnet_tf.XLNetLMModel(config)

@@ -1,8 +1,8 @@
-"""Tests for xlnet_tf/optimization.py against hand-computed values and numpy formulas.
+"""Tests for xlnet_tf/training/optimization.py against hand-computed values and numpy formulas.
 
 The MirroredStrategy test needs two logical CPU devices, which must be configured before
 TensorFlow initialises its runtime; it therefore runs this file as a script in a fresh
-subprocess (`python tests/test_optimization.py --mirrored-worker`), which prints JSON.
+subprocess (`python tests/training/test_optimization.py --mirrored-worker`), which prints JSON.
 """
 import json
 import math

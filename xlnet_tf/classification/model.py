@@ -44,7 +44,7 @@ import tensorflow as tf
 from xlnet_tf.modeling.config import XLNetConfig
 from xlnet_tf.modeling.layers import NEG_INF, LayerNorm, dropout, fold_seed, initializer
 from xlnet_tf.modeling.model import XLNetModel, model_from_config
-from xlnet_tf.training.loop import Task
+from xlnet_tf.training import Task
 
 SUMMARY_TYPES = ("last", "first", "mean", "attn")
 MODEL_INPUT_KEYS = ("input_ids", "seg_ids", "input_mask")
@@ -389,7 +389,7 @@ class Evaluator:
         """{"logits": [N, C] float32, "label": [N], "weight": [N]} for the N real examples,
         in file order."""
         from xlnet_tf.classification.data import classifier_dataset
-        from xlnet_tf.training.loop import evaluate_dataset
+        from xlnet_tf.training import evaluate_dataset
         ds = classifier_dataset(self.record_path, self.batch_size, False, self.max_seq_length,
                                 self.is_regression)
         out = evaluate_dataset(self._fn(model), ds)

@@ -1,0 +1,30 @@
+"""XLNet permutation-LM pretraining.
+
+Public API (imported lazily: ``records`` and ``check_settings`` start without TensorFlow):
+
+* ``run``: :func:`pretrain` (end to end from plain values), :func:`check_settings`;
+* ``task``: :class:`PretrainTask`, :func:`export_pretrained`, :func:`pretrain_identity`;
+* ``data``: :func:`prepare_data` (raw text -> SentencePiece model + records, cached),
+  :func:`python_docs_corpus` (the demo corpus);
+* ``records``: :func:`create_pretrain_records` (the original's ``data_utils.py``; also
+  ``python -m xlnet_tf.pretraining.records``), :func:`merge_manifest_parts`;
+* ``input_pipeline``: :func:`pretrain_dataset` (records -> permutation-LM batches),
+  :func:`check_manifest`, :func:`load_manifest`.
+"""
+_MODULES = {
+    "xlnet_tf.pretraining.run": ("pretrain", "check_settings"),
+    "xlnet_tf.pretraining.task": ("PretrainTask", "export_pretrained", "pretrain_identity"),
+    "xlnet_tf.pretraining.data": ("prepare_data", "python_docs_corpus"),
+    "xlnet_tf.pretraining.records": ("create_pretrain_records", "merge_manifest_parts"),
+    "xlnet_tf.pretraining.input_pipeline": ("pretrain_dataset", "check_manifest",
+                                            "load_manifest"),
+}
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xlnet_tf.pretraining' has no attribute {name!r}")

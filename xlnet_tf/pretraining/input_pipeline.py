@@ -1,6 +1,7 @@
-"""tf.data input for XLNet pretraining: records -> permutation-LM batches (spec 4.7, 4.8).
+"""tf.data input for XLNet pretraining: records -> permutation-LM batches (the original's
+``data_utils.parser`` and ``_local_perm``).
 
-Each record (``create_pretrain_records.py``) holds ``seq_len`` tokens laid out as
+Each record (:mod:`xlnet_tf.pretraining.records`) holds ``seq_len`` tokens laid out as
 ``reuse part (reuse_len) | A <sep> B <sep> <cls>`` with ``num_predict`` positions pre-selected
 for prediction (``is_masked``). The reader turns it into the two-stream inputs:
 
@@ -12,14 +13,14 @@ for prediction (``is_masked``). The reader turns it into the two-stream inputs:
       A/B part                    all 0 (sees)    perm_mask_1
 
 * ``perm_mask[i, j] = 1`` means query i may NOT attend key j — the ORIGINAL convention
-  (docs/CONTRACTS.md; the model converts it once in ``xlnet_tf/masks.py``);
+  (docs/CONTRACTS.md; the model converts it once in ``xlnet_tf/modeling/masks.py``);
 * ``target_mapping`` one-hot rows of the predicted positions, zero-padded to ``num_predict``;
   ``target`` / ``target_mask`` likewise; ``input_q`` = 1 at predicted positions.
 
 Batch (``pretrain_dataset``), every shape static, per replica::
 
     input_k        int32   [B, T]
-    seg_id         int32   [B, T]
+    seg_ids        int32   [B, T]     (the records' ``seg_id``)
     perm_mask      float32 [B, T, T]
     target_mapping float32 [B, P, T]     P = num_predict
     target         int32   [B, P]
@@ -31,13 +32,14 @@ task) and batched without any shuffling: the record files hold, per step, ``bsz_
 rows = ``num_core_per_host`` consecutive per-core blocks, so ``batch(bsz_per_core)`` yields
 exactly the per-core blocks, and ``distribute_datasets_from_function`` hands a pipeline's
 consecutive per-replica batches round-robin to that worker's replicas: replica k gets block k
-of every step, whose rows continue its rows of the previous step (spec 4.2, 4.3, 5.3). The
+of every step, whose rows continue its rows of the previous step (the Transformer-XL memory). The
 original shuffled the order of record FILES each epoch (unseeded); we keep the fixed order so
 a resumed run sees exactly the data of an uninterrupted one (several passes give variety).
 
 Determinism. The permutation of each example is drawn with stateless random ops keyed by
-``(seed, epoch, file index in the merged manifest, record index in the file)``, so the batches are identical for a given
-seed whatever the parallelism, the sharding across pipelines, or a restart:
+``(seed, epoch, file index in the merged manifest, record index in the file)``, so the
+batches are identical for a given seed whatever the parallelism, the sharding across
+pipelines, or a restart:
 ``skip_batches=n`` skips the raw records of the first n steps (without parsing them) and
 yields exactly what an uninterrupted run yields from step n on.
 """
@@ -46,7 +48,6 @@ import os
 import tensorflow as tf
 
 from xlnet_tf.pretraining import records as records_lib
-from xlnet_tf import io as io_lib
 from xlnet_tf import manifest as manifest_lib
 from xlnet_tf.tokenization.tokenizer import CLS_ID, SEP_ID
 
@@ -88,10 +89,10 @@ def check_manifest(record_dir, **expected):
 
 
 # --------------------------------------------------------------------------------------
-# Permutation (spec 4.8)
+# Permutation (the original's _local_perm)
 # --------------------------------------------------------------------------------------
 def sample_factorization_ranks(seq_len, perm_size, seed):
-    """Factorization rank of every position (spec 4.8 step 1).
+    """Factorization rank of every position.
 
     Positions are viewed as ``[seq_len/perm_size, perm_size]`` chunks; one random
     permutation pi of ``{0..perm_size-1}`` is shared by all chunks, so position
@@ -114,7 +115,7 @@ def sample_factorization_ranks(seq_len, perm_size, seed):
 
 
 def perm_mask_from_ranks(inputs, targets, is_masked, ranks):
-    """The permutation-LM view of one half given its factorization ranks (spec 4.8 steps 2-8).
+    """The permutation-LM view of one half given its factorization ranks.
 
     Works on any leading batch shape ``[..., L]``.
 
@@ -148,7 +149,7 @@ def perm_mask_from_ranks(inputs, targets, is_masked, ranks):
 
 
 def local_perm(inputs, targets, is_masked, perm_size, seq_len, seed):
-    """The original ``_local_perm`` for one half of a record: ranks + masks (spec 4.8).
+    """The original ``_local_perm`` for one half of a record: ranks + masks.
 
     Args:
       inputs, targets, is_masked: [seq_len] int (is_masked may be bool).
@@ -164,7 +165,7 @@ def local_perm(inputs, targets, is_masked, perm_size, seq_len, seed):
 
 
 def assemble_features(inputs, targets, is_masked, seg_id, ranks, reuse_len, num_predict):
-    """Full examples from the two halves (spec 4.7 steps 4-6), batched.
+    """Full examples from the two halves (as the original's ``parser`` joins them), batched.
 
     Args:
       inputs, targets, is_masked, seg_id: [B, T] from the records.
@@ -195,7 +196,7 @@ def assemble_features(inputs, targets, is_masked, seg_id, ranks, reuse_len, num_
     target_mask_p = tf.cast(tf.reduce_any(onehot, axis=-1), tf.float32)  # [B, P]
     return {
         "input_k": input_k,                                            # [B, T]
-        "seg_id": tf.cast(seg_id, tf.int32),                           # [B, T]
+        "seg_ids": tf.cast(seg_id, tf.int32),                          # [B, T]
         "perm_mask": perm_mask,                                        # [B, T, T]
         "target_mapping": target_mapping,                              # [B, P, T]
         "target": target,                                              # [B, P]

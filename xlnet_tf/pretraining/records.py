@@ -7,7 +7,7 @@ Command line (flags at the bottom; the library functions take plain arguments)::
         --seq_len 512 --reuse_len 256 --bi_data --num_predict 85 \
         --bsz_per_host 32 --num_core_per_host 8 --num_tasks 1 --task_id 0 --pass_id 0
 
-Pipeline (spec 4.1 - 4.5), per task:
+Pipeline, per task (the original's ``data_utils.py``):
 
 1. **Corpus.** Every file matched by ``--input_glob`` (sorted; this task takes
    ``files[task_id::num_tasks]``) holds one sentence per line; a blank line ends a document.
@@ -18,23 +18,25 @@ Pipeline (spec 4.1 - 4.5), per task:
    sentence of its document). Tokenisation runs in ``num_workers`` processes.
 2. **Stream.** The per-file shards are shuffled (seeded) and concatenated; a shard whose first
    flag equals the previous shard's last flag is inverted so the boundary stays visible.
-3. **Batchify** (spec 4.2). Without ``bi_data`` the stream is cut into ``bsz_per_host`` rows.
-   With ``bi_data`` it is cut into ``bsz_per_host/2`` forward rows; per core the block is
-   ``[its bsz_per_core/2 forward rows, the same rows reversed in time]``::
+3. **Batchify** (the original's ``batchify``). Without ``bi_data`` the stream is cut into
+   ``bsz_per_host`` rows. With ``bi_data`` it is cut into ``bsz_per_host/2`` forward rows;
+   per core the block is ``[its bsz_per_core/2 forward rows, the same rows reversed in
+   time]``::
 
        bsz_per_host = 8, num_core_per_host = 2  ->  rows
          core 0: f0 f1 rev(f0) rev(f1)    core 1: f2 f3 rev(f2) rev(f3)
 
-4. **Records** (spec 4.3). Every ``reuse_len`` steps along the rows, each row yields one
-   example of ``seq_len`` tokens: ``reuse part (reuse_len) | A <sep> B <sep> <cls>`` where B is
-   the true continuation of A (label 1) or, half of the time, a random span of the same row
-   (label 0) (:func:`split_a_and_b`). ``num_predict`` positions are selected for prediction by
+4. **Records** (the original's ``create_tfrecords``). Every ``reuse_len`` steps along the
+   rows, each row yields one example of ``seq_len`` tokens:
+   ``reuse part (reuse_len) | A <sep> B <sep> <cls>`` where B is the true continuation of A
+   (label 1) or, half of the time, a random span of the same row (label 0)
+   (:func:`split_a_and_b`). ``num_predict`` positions are selected for prediction by
    n-gram span masking (:func:`sample_mask`), ``num_predict - num_predict//2`` of them in the
    reuse part and ``num_predict//2`` in the A/B part. Records go out step by step (all
    ``bsz_per_host`` rows of step 0, then step 1, ...), never shuffled: row r of step s+1
    continues row r of step s, which is what makes the Transformer-XL memory valid.
 
-Record features (int64, spec 4.3)::
+Record features (int64)::
 
     input     [seq_len]  token ids
     is_masked [seq_len]  1 = selected for prediction
@@ -52,7 +54,7 @@ Outputs in ``save_dir`` (race-free with several tasks writing into the same fold
   after the record file is complete, so its presence certifies that file;
 * ``manifest.json`` — the merge of every part present, rewritten by each finishing task
   under an exclusive file lock (so the last task to finish leaves the complete merge).
-  Readers (``pretrain_input.check_manifest``) always merge the parts themselves, so they
+  Readers (``input_pipeline.check_manifest``) always merge the parts themselves, so they
   never depend on which task finished last.
 
 Every file is written to a temporary name and renamed, so an interrupted run never leaves
@@ -71,7 +73,7 @@ and ``record_info-*.json`` / ``corpus_info.json``.
 import bisect
 import functools
 import glob
-import hashlib
+import logging
 import multiprocessing
 import os
 import re
@@ -79,11 +81,14 @@ import string
 import time
 
 import numpy as np
-from absl import logging
+from absl import flags
 
+from xlnet_tf import cli
 from xlnet_tf import io as io_lib
 from xlnet_tf import manifest as manifest_lib
 from xlnet_tf.tokenization.tokenizer import CLS_ID, EOD_ID, SEP_ID, SPIECE_UNDERLINE, Tokenizer
+
+log = logging.getLogger("xlnet_tf")
 
 FORMAT_NAME = "xlnet_tf.pretrain_records"
 FORMAT_VERSION = 1
@@ -163,7 +168,7 @@ def validate_config(seq_len, reuse_len, bi_data, num_predict, mask_alpha, mask_b
 
 
 # --------------------------------------------------------------------------------------
-# Corpus loading (spec 4.1)
+# Corpus loading
 # --------------------------------------------------------------------------------------
 def resolve_input_files(input_glob):
     """Sorted, de-duplicated files matched by comma-separated glob patterns.
@@ -304,7 +309,7 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
         now = time.time()
         if now - last_log >= log_every_s:
             last_log = now
-            logging.info("tokenised %d lines, %d tokens (%.0f tokens/s)", total_lines,
+            log.info("tokenised %d lines, %d tokens (%.0f tokens/s)", total_lines,
                          total_tokens, total_tokens / max(now - t0, 1e-9))
 
     if num_workers <= 1:
@@ -320,7 +325,7 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
                                          pool.imap(_tokenize_chunk, [j for _, j in job_list])):
                 consume(fi, job[0], result)
     elapsed = max(time.time() - t0, 1e-9)
-    logging.info("tokenised %d files: %d lines, %d tokens in %.1f s (%.0f tokens/s)",
+    log.info("tokenised %d files: %d lines, %d tokens in %.1f s (%.0f tokens/s)",
                  len(files), total_lines, total_tokens, elapsed, total_tokens / elapsed)
 
     shards, stats = [], []
@@ -331,7 +336,7 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
         skipped = not np.any(~is_eod)
         stats.append(dict(path=path, lines=rec["lines"], tokens=int(len(ids)), skipped=skipped))
         if skipped:
-            logging.warning("skipping %s: it holds no sentence (%d lines, all blank)", path,
+            log.warning("skipping %s: it holds no sentence (%d lines, all blank)", path,
                             rec["lines"])
             continue
         shards.append((path, ids, sentence_flags(lengths, is_eod)))
@@ -341,7 +346,7 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
 def concat_shards(shards, rng):
     """Shuffles the shards and concatenates them, keeping every boundary visible.
 
-    A shard whose first flag equals the previous shard's last flag is inverted (spec 4.1).
+    A shard whose first flag equals the previous shard's last flag is inverted.
     Args:
       shards: list of (ids [N_k], flags bool [N_k]).
       rng: numpy Generator.
@@ -362,7 +367,7 @@ def concat_shards(shards, rng):
 
 
 def batchify(data, bsz_per_host, bi_data=False, num_core_per_host=1):
-    """Cuts a stream into rows ``[bsz_per_host, num_step]`` (spec 4.2).
+    """Cuts a stream into rows ``[bsz_per_host, num_step]`` (the original's ``batchify``).
 
     With ``bi_data`` the stream is cut into ``bsz_per_host/2`` forward rows; each core's
     block of ``bsz_per_core`` rows is its forward rows followed by the same rows reversed
@@ -382,7 +387,7 @@ def batchify(data, bsz_per_host, bi_data=False, num_core_per_host=1):
 
 
 # --------------------------------------------------------------------------------------
-# A/B split (spec 4.4)
+# A/B split
 # --------------------------------------------------------------------------------------
 def truncate_pair(len_a, len_b, max_len):
     """Lengths after the original's loop "while |A|+|B| > max_len: shorten the longer one
@@ -408,7 +413,7 @@ def truncate_pair(len_a, len_b, max_len):
 
 
 def split_a_and_b(data, boundaries, begin_idx, tot_len, rng):
-    """Picks segments A and B for one record (spec 4.4, with extend_target).
+    """Picks segments A and B for one record (the original's ``_split_a_and_b`` with extend_target).
 
     Args:
       data: int [L] one row of the batchified stream.
@@ -461,7 +466,7 @@ def split_a_and_b(data, boundaries, begin_idx, tot_len, rng):
 
 
 # --------------------------------------------------------------------------------------
-# Span masking (spec 4.5)
+# Span masking
 # --------------------------------------------------------------------------------------
 def start_piece_table(tokenizer_or_pieces):
     """bool [vocab]: True for pieces that start a word in _sample_mask's sense.
@@ -495,7 +500,7 @@ def sample_mask(seg, is_start_piece, reverse, goal_num_predict, rng, mask_alpha=
     ``ctx - l_ctx`` tokens after the span. Stop when the context runs past the segment, or
     when a span would reach the segment end (that span is not masked).
 
-    Piece-count behaviour (reproduced on purpose, spec 4.5): the original meant a span of n
+    Piece-count behaviour (reproduced on purpose): the original meant a span of n
     *words* (advance ``end`` until the (n+1)-th start piece) but tests the piece at ``beg``
     instead of at ``end`` when counting, so the count grows at every step and every span is
     exactly n *pieces* long. We do the same: ``end = beg + n``.
@@ -575,7 +580,7 @@ def sample_mask(seg, is_start_piece, reverse, goal_num_predict, rng, mask_alpha=
 
 
 # --------------------------------------------------------------------------------------
-# Record construction (spec 4.3)
+# Record construction
 # --------------------------------------------------------------------------------------
 def build_batches(data, flags, rng, is_start_piece, *, seq_len, reuse_len, bi_data,
                   num_predict, mask_alpha, mask_beta, bsz_per_host, num_core_per_host,
@@ -634,13 +639,6 @@ def _example_bytes(example, batch, r):
     # process's string-hash seed (byte-identical output for the same seed).
     return example.SerializeToString(deterministic=True)
 
-
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------
@@ -790,7 +788,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                  num_predict=num_predict, mask_alpha=mask_alpha, mask_beta=mask_beta,
                  uncased=bool(uncased), use_eod=bool(use_eod), bsz_per_host=bsz_per_host,
                  num_core_per_host=num_core_per_host, vocab_size=tokenizer.vocab_size,
-                 spiece_sha256=_sha256(spiece_model), input_glob=str(input_glob),
+                 spiece_sha256=io_lib.sha256_file(spiece_model), input_glob=str(input_glob),
                  num_tasks=num_tasks, seed=seed, max_gram=MAX_GRAM)
     # Refuse early (before hours of work) to mix builds in one folder.
     for t, p, other in _part_paths(save_dir):
@@ -804,7 +802,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
             hint="Use the same settings for every task and pass of one --save_dir, or another "
                  "--save_dir.")
 
-    logging.info("task %d/%d pass %d: %d of %d input files", task_id, num_tasks, pass_id,
+    log.info("task %d/%d pass %d: %d of %d input files", task_id, num_tasks, pass_id,
                  len(files), len(all_files))
     shards, file_stats = tokenize_files(files, spiece_model, uncased, use_eod, num_workers,
                                         log_every_s=log_every_s)
@@ -841,7 +839,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                 now = time.time()
                 if now - last_log >= log_every_s:
                     last_log = now
-                    logging.info("wrote %d batches (%d records, %.0f tokens/s)", num_batches,
+                    log.info("wrote %d batches (%d records, %.0f tokens/s)", num_batches,
                                  num_batches * bsz_per_host,
                                  num_batches * bsz_per_host * seq_len / (now - t0))
         if num_batches == 0:
@@ -852,7 +850,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
         if overwrite and os.path.exists(part_path):
             os.remove(part_path)  # never let an old part describe the new file
     elapsed = max(time.time() - t0, 1e-9)
-    logging.info("task %d pass %d: %d batches = %d records in %s (%.1f s, %.0f tokens/s)",
+    log.info("task %d pass %d: %d batches = %d records in %s (%.1f s, %.0f tokens/s)",
                  task_id, pass_id, num_batches, num_batches * bsz_per_host, record_path,
                  elapsed, num_batches * bsz_per_host * seq_len / elapsed)
 
@@ -869,50 +867,53 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
     return part
 
 
-def define_flags():
-    from absl import flags
-    flags.DEFINE_string("input_glob", None, "Comma-separated globs of text files: one sentence "
-                        "per line, a blank line ends a document.")
-    flags.DEFINE_string("save_dir", None, "Output folder for records and manifests.")
-    flags.DEFINE_string("spiece_model", None, "SentencePiece model (spiece.model).")
-    flags.DEFINE_integer("seq_len", 512, "Tokens per record.")
-    flags.DEFINE_integer("reuse_len", 256, "Tokens of each record that later steps reuse as "
-                         "memory (the first part of the record).")
-    flags.DEFINE_bool("bi_data", True, "Half of every per-core block is the other half "
-                      "reversed in time.")
-    flags.DEFINE_integer("num_predict", 85, "Predicted positions per record.")
-    flags.DEFINE_integer("mask_alpha", 6, "A span of n tokens lives in n*alpha/beta tokens.")
-    flags.DEFINE_integer("mask_beta", 1, "See mask_alpha.")
-    flags.DEFINE_bool("uncased", False, "Lower-case the text (for an uncased vocabulary).")
-    flags.DEFINE_bool("use_eod", True, "Emit <eod> for a blank line (end of document).")
-    flags.DEFINE_integer("bsz_per_host", 32, "Rows per step for one host (= training batch "
-                         "per host).")
-    flags.DEFINE_integer("num_core_per_host", 8, "Replicas per host in training (cores/GPUs).")
-    flags.DEFINE_integer("num_tasks", 1, "Number of tasks splitting the input files.")
-    flags.DEFINE_integer("task_id", 0, "This task: takes files[task_id::num_tasks].")
-    flags.DEFINE_integer("pass_id", 0, "Pass over the data (another shuffle and masks).")
-    flags.DEFINE_integer("seed", 0, "Random seed (with task_id and pass_id).")
-    flags.DEFINE_integer("num_workers", max(1, os.cpu_count() or 1),
-                         "Local processes that tokenise the corpus.")
-    flags.DEFINE_bool("overwrite", False, "Replace this task/pass's existing output.")
-    flags.mark_flags_as_required(["input_glob", "save_dir", "spiece_model"])
+def define_flags(fv):
+    """The flags of ``python -m xlnet_tf.pretraining.records`` on the FlagValues ``fv``."""
+    def define(kind, name, default, help_text):
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, flag_values=fv)
+
+    define("string", "input_glob", None, "Comma-separated globs of text files: one sentence "
+           "per line, a blank line ends a document.")
+    define("string", "save_dir", None, "Output folder for records and manifests.")
+    define("string", "spiece_model", None, "SentencePiece model (spiece.model).")
+    define("integer", "seq_len", 512, "Tokens per record.")
+    define("integer", "reuse_len", 256, "Tokens of each record that later steps reuse as "
+           "memory (the first part of the record).")
+    define("bool", "bi_data", True, "Half of every per-core block is the other half "
+           "reversed in time.")
+    define("integer", "num_predict", 85, "Predicted positions per record.")
+    define("integer", "mask_alpha", 6, "A span of n tokens lives in n*alpha/beta tokens.")
+    define("integer", "mask_beta", 1, "See mask_alpha.")
+    define("bool", "uncased", False, "Lower-case the text (for an uncased vocabulary).")
+    define("bool", "use_eod", True, "Emit <eod> for a blank line (end of document).")
+    define("integer", "bsz_per_host", 32, "Rows per step for one host (= training batch "
+           "per host).")
+    define("integer", "num_core_per_host", 8, "Replicas per host in training (cores/GPUs).")
+    define("integer", "num_tasks", 1, "Number of tasks splitting the input files.")
+    define("integer", "task_id", 0, "This task: takes files[task_id::num_tasks].")
+    define("integer", "pass_id", 0, "Pass over the data (another shuffle and masks).")
+    define("integer", "seed", 0, "Random seed (with task_id and pass_id).")
+    define("integer", "num_workers", max(1, os.cpu_count() or 1),
+           "Local processes that tokenise the corpus.")
+    define("bool", "overwrite", False, "Replace this task/pass's existing output.")
+    flags.mark_flags_as_required(["input_glob", "save_dir", "spiece_model"], flag_values=fv)
 
 
-def main(argv):
-    del argv
-    from absl import flags
-    f = flags.FLAGS
-    logging.set_verbosity(logging.INFO)
-    create_pretrain_records(
-        f.input_glob, f.save_dir, f.spiece_model, seq_len=f.seq_len, reuse_len=f.reuse_len,
-        bi_data=f.bi_data, num_predict=f.num_predict, mask_alpha=f.mask_alpha,
-        mask_beta=f.mask_beta, uncased=f.uncased, use_eod=f.use_eod,
-        bsz_per_host=f.bsz_per_host, num_core_per_host=f.num_core_per_host,
-        num_tasks=f.num_tasks, task_id=f.task_id, pass_id=f.pass_id, seed=f.seed,
-        num_workers=f.num_workers, overwrite=f.overwrite)
+def main(F):
+    cli.setup_logging()
+    try:
+        create_pretrain_records(
+            F.input_glob, F.save_dir, F.spiece_model, seq_len=F.seq_len, reuse_len=F.reuse_len,
+            bi_data=F.bi_data, num_predict=F.num_predict, mask_alpha=F.mask_alpha,
+            mask_beta=F.mask_beta, uncased=F.uncased, use_eod=F.use_eod,
+            bsz_per_host=F.bsz_per_host, num_core_per_host=F.num_core_per_host,
+            num_tasks=F.num_tasks, task_id=F.task_id, pass_id=F.pass_id, seed=F.seed,
+            num_workers=F.num_workers, overwrite=F.overwrite)
+    except FileExistsError as e:
+        cli.fail(str(e))
 
 
 if __name__ == "__main__":
-    from absl import app
-    define_flags()
-    app.run(main)
+    cli.main_entry(define_flags, main, doc=__doc__,
+                   interrupt_hint="rerun the same command (with --overwrite if it reports "
+                                  "existing output of this task)")

@@ -1,18 +1,13 @@
-"""Permutation-LM pretraining: the task the shared training loop runs for run_pretrain.py,
-and the embedded demo corpus (English text that ships with Python itself)."""
-import json
-import logging
+"""Permutation-LM pretraining: the task the shared training loop runs (loss, per-replica
+memory, input) and the export of the published-checkpoint trio."""
 import os
-import re
-import shutil
 
 import tensorflow as tf
 
+from xlnet_tf import io as io_lib
 from xlnet_tf.modeling import checkpoint as ckpt_lib
 from xlnet_tf.modeling.model import XLNetLMModel
-from xlnet_tf.training.loop import Task
-
-log = logging.getLogger("xlnet_tf")
+from xlnet_tf.training import Task
 
 
 def pretrain_identity(model_keys, **settings):
@@ -60,7 +55,7 @@ class PretrainTask(Task):
                 for _ in range(c.n_layer)]
 
     def loss(self, model, batch, state, training):
-        inputs = {"input_ids": batch["input_k"], "seg_ids": batch["seg_id"],
+        inputs = {"input_ids": batch["input_k"], "seg_ids": batch["seg_ids"],
                   "perm_mask": batch["perm_mask"], "target_mapping": batch["target_mapping"],
                   "inp_q": batch["input_q"]}
         if state:
@@ -83,94 +78,6 @@ def export_pretrained(model, config, out_dir, spiece_model=None):
     prefix = os.path.join(out_dir, "xlnet_model.ckpt")
     ckpt_lib.save_original_checkpoint(model, prefix)
     config.to_json(os.path.join(out_dir, "xlnet_config.json"))
-    if spiece_model and os.path.abspath(spiece_model) != os.path.abspath(
-            os.path.join(out_dir, "spiece.model")):
-        tmp = os.path.join(out_dir, ".spiece.model.tmp")
-        shutil.copyfile(spiece_model, tmp)
-        os.replace(tmp, os.path.join(out_dir, "spiece.model"))
+    if spiece_model:
+        io_lib.copy_file_atomic(spiece_model, os.path.join(out_dir, "spiece.model"))
     return prefix
-
-
-# ---------------------------------------------------------------------------- demo corpus
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"(])")
-
-
-def python_docs_corpus(out_path):
-    """Write English text that ships with Python (the pydoc topic help: the language
-    reference as plain text) in the pretraining format: one sentence per line, a blank line
-    between documents.  Indented code and grammar blocks are left out."""
-    import pydoc_data.topics as topics
-
-    docs = []
-    for name in sorted(topics.topics):
-        paragraphs, current = [], []
-        for line in topics.topics[name].splitlines():
-            if not line.strip() or line.startswith((" ", "\t")) or set(line.strip()) <= set("*=-"):
-                if current:
-                    paragraphs.append(" ".join(current))
-                    current = []
-                continue
-            current.append(line.strip())
-        if current:
-            paragraphs.append(" ".join(current))
-        sentences = [s.strip() for p in paragraphs for s in _SENTENCE_END.split(p)
-                     if len(s.split()) >= 3]
-        if sentences:
-            docs.append("\n".join(sentences))
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = out_path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n\n".join(docs) + "\n")
-    os.replace(tmp, out_path)
-    return out_path
-
-
-def prepare_data(work_dir, input_files, *, spiece_model=None, vocab_size=2000,
-                 character_coverage=0.9995, seq_len, reuse_len, bi_data, num_predict,
-                 mask_alpha, mask_beta, uncased, bsz_per_host, num_core_per_host, seed=0,
-                 num_workers=1):
-    """--input_text: train the SentencePiece model if none is given and build the records,
-    caching both under ``work_dir`` (rebuilt when a setting changes).  Returns
-    (record_dir, spiece_model)."""
-    from xlnet_tf.pretraining import records as cpr
-    from xlnet_tf.manifest import ManifestMismatchError
-    from xlnet_tf.pretraining.input_pipeline import check_manifest
-    from xlnet_tf.tokenization.train_spm import train_sentencepiece
-
-    os.makedirs(work_dir, exist_ok=True)
-    if not spiece_model:
-        spiece_model = os.path.join(work_dir, "spiece.model")
-        stamp = os.path.join(work_dir, "spiece.json")
-        want = {"inputs": sorted(input_files), "vocab_size": vocab_size,
-                "character_coverage": character_coverage, "uncased": bool(uncased)}
-        have = None
-        if os.path.exists(stamp) and os.path.exists(spiece_model):
-            with open(stamp) as f:
-                have = json.load(f)
-        if have != want:
-            log.info("training a SentencePiece model (vocab %d) on %s", vocab_size, input_files)
-            train_sentencepiece(input_files, os.path.join(work_dir, "spiece"),
-                                vocab_size=vocab_size, character_coverage=character_coverage,
-                                # an uncased vocabulary is trained on the text as encoding
-                                # will see it (text rules + lower case); a cased one on the
-                                # raw text, as the original's README trained its model
-                                preprocess=bool(uncased), lower=bool(uncased),
-                                overwrite=True, seed=seed, log=log.info)
-            with open(stamp + ".tmp", "w") as f:
-                json.dump(want, f)
-            os.replace(stamp + ".tmp", stamp)
-    record_dir = os.path.join(work_dir, "records")
-    settings = dict(seq_len=seq_len, reuse_len=reuse_len, bi_data=bi_data,
-                    num_predict=num_predict, mask_alpha=mask_alpha, mask_beta=mask_beta,
-                    uncased=uncased, bsz_per_host=bsz_per_host,
-                    num_core_per_host=num_core_per_host)
-    try:
-        check_manifest(record_dir, **settings)
-        log.info("reusing pretraining records in %s", record_dir)
-    except (FileNotFoundError, ManifestMismatchError, ValueError):
-        if os.path.isdir(record_dir):
-            shutil.rmtree(record_dir)
-        log.info("building pretraining records in %s", record_dir)
-        cpr.create_pretrain_records(",".join(input_files), record_dir, spiece_model,
-                                    seed=seed, num_workers=num_workers, **settings)
-    return record_dir, spiece_model

@@ -55,7 +55,7 @@ import tensorflow as tf
 from xlnet_tf.modeling.config import XLNetConfig
 from xlnet_tf.modeling.layers import NEG_INF, LayerNorm, initializer
 from xlnet_tf.modeling.model import XLNetModel, model_from_config
-from xlnet_tf.training.loop import Task
+from xlnet_tf.training import Task
 
 BACKBONE_KEYS = ("input_ids", "seg_ids", "input_mask")
 

@@ -1,6 +1,6 @@
 """Learning-rate schedule, optimizers and gradient post-processing as in the original XLNet.
 
-The original `model_utils.get_train_op` does, per step (spec 5.4):
+The original `model_utils.get_train_op` does, per step:
 
     lr     = warm-up, then linear ("poly", power 1) or cosine decay    -> `WarmupPolyDecay`
     grads  = clip_by_global_norm(grads, clip)   (gnorm = pre-clip norm) -> `clip_by_global_norm`
@@ -9,7 +9,7 @@ The original `model_utils.get_train_op` does, per step (spec 5.4):
     Adam (weight_decay == 0) or BERT-style AdamW (weight_decay > 0)     -> `create_optimizer`,
                                                                           `AdamWeightDecay`
 
-The training loop (`xlnet_tf/training.py`) calls these in that order and then
+The training loop (`xlnet_tf/training/loop.py`) calls these in that order and then
 `optimizer.apply_gradients(zip(grads, variables))`.
 
 Step index (the off-by-one question)
@@ -41,7 +41,7 @@ must be passed because Keras' default is 1e-7). Float32 rounding differs in the 
 only: TF1 keeps `beta^t` as a float32 running product where Keras recomputes
 `beta ** t` in float32, and TF1's kernel forms `1 - beta` from float32 beta
 (1 - float32(0.999) = 0.00099998713) where Keras rounds the double `1 - 0.999` (0.001),
-i.e. an effective beta_2 that differs by 1.3e-8. `tests/test_optimization.py` checks two
+i.e. an effective beta_2 that differs by 1.3e-8. `tests/training/test_optimization.py` checks two
 steps against a float64 numpy implementation of the TF1 formula, with an epsilon large
 enough that the epsilon placement is visible.
 
@@ -64,11 +64,12 @@ Distribution notes for the training loop
   strategy current at construction and creates `iterations` there) and build it there
   before the first step; then call `apply_gradients` inside `strategy.run`.
 * Called in a replica context, Keras 3 all-reduces the gradients with SUM before the
-  update, so each replica's loss must be divided by the global batch size (mean over
-  the global batch). Clipping and layer-wise scaling done before `apply_gradients` act
-  on each replica's share, before that sum. That is also the original's TPU order
-  (CrossShardOptimizer sums the per-shard gradients inside `apply_gradients`, after
-  `get_train_op` clipped them); `train_gpu.py` instead averaged towers before clipping.
+  update. The loop therefore all-reduces first itself (each replica's loss divided by
+  the number of replicas, so the sum is the gradient of the global mean loss), clips and
+  scales that global gradient, and divides it by the number of replicas before
+  `apply_gradients`, whose sum restores it: clipping sees the global norm, as
+  `train_gpu.py` did when it averaged the towers before clipping (the original's TPU
+  path clipped each shard's share before CrossShardOptimizer summed them).
 * Checkpoint the optimizer with `tf.train.Checkpoint(optimizer=...)`: `iterations` and
   the `m`/`v` slots are optimizer variables and round-trip exactly.
 """

@@ -1,0 +1,61 @@
+"""The command lines of pretraining in process (``cli.run``): run_pretrain.py's checks that
+need no TensorFlow work, and ``python -m xlnet_tf.pretraining.records``'s usage errors."""
+import importlib
+
+from pretrain_test_utils import FIXTURE_MODEL, write_corpus
+from xlnet_tf import cli
+from xlnet_tf.pretraining import records
+
+
+def run_pretrain(argv, capsys):
+    script = importlib.import_module("run_pretrain")
+    code = cli.run(script.define_flags, script.main, argv, prog="run_pretrain.py")
+    return code, capsys.readouterr()
+
+
+def test_run_pretrain_contradicting_flags_are_one_line_errors(tmp_path, capsys):
+    out = tmp_path / "m"
+    for argv, message in [
+        (["--seq_len=32", "--reuse_len=40"], "--reuse_len=40 is larger than --seq_len=32"),
+        (["--seq_len=64", "--reuse_len=32", "--perm_size=24"],
+         "--perm_size=24 must divide --reuse_len=32 and --seq_len - --reuse_len=32"),
+        (["--record_dir=r", "--input_text=t.txt"],
+         "give either --record_dir or --input_text, not both"),
+        (["--n_layer=many"], "--n_layer"),
+    ]:
+        code, io = run_pretrain(argv + [f"--model_dir={out}"], capsys)
+        assert code == 2, (argv, io.err)
+        lines = io.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("run_pretrain.py: error: "), io.err
+        assert message in lines[0]
+        assert not out.exists()
+
+
+def test_run_pretrain_help_lists_its_flags(capsys):
+    code, io = run_pretrain(["--help"], capsys)
+    assert code == 0
+    for flag in ("--train_batch_size:", "--perm_size:", "--strategy:", "--[no]recompute:",
+                 "--max_save:"):
+        assert flag in io.out, flag
+    assert "runs/pretrain_demo" in io.out             # the defaults are the script's
+
+
+def test_records_command_usage_errors(tmp_path, capsys):
+    code = cli.run(records.define_flags, records.main, ["--save_dir=x"], prog="records")
+    err = capsys.readouterr().err
+    assert code == 2 and "records: error:" in err and "input_glob" in err
+
+    write_corpus(tmp_path / "c", num_files=1, docs_per_file=6)
+    argv = [f"--input_glob={tmp_path / 'c' / '*.txt'}", f"--save_dir={tmp_path / 'out'}",
+            f"--spiece_model={FIXTURE_MODEL}", "--seq_len=32", "--reuse_len=16",
+            "--num_predict=6", "--bsz_per_host=4", "--num_core_per_host=1", "--num_workers=1"]
+    assert cli.run(records.define_flags, records.main, argv, prog="records") == 0
+    first = (tmp_path / "out" / "train-0-0.tfrecord").read_bytes()
+    capsys.readouterr()
+    # the same task again: refused in one line, the records are left as they were
+    assert cli.run(records.define_flags, records.main, argv, prog="records") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pass --overwrite" in err[0]
+    assert (tmp_path / "out" / "train-0-0.tfrecord").read_bytes() == first
+    code = cli.run(records.define_flags, records.main, argv + ["--seq_len=4"], prog="records")
+    assert code == 2 and "--seq_len must be an integer >= 5" in capsys.readouterr().err
