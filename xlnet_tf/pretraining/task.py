@@ -155,7 +155,7 @@ def prepare_data(work_dir, input_files, *, spiece_model=None, vocab_size=2000,
                                 # will see it (text rules + lower case); a cased one on the
                                 # raw text, as the original's README trained its model
                                 preprocess=bool(uncased), lower=bool(uncased),
-                                overwrite=True, seed=seed, log=log.info)
+                                overwrite=True, seed=seed)
             with open(stamp + ".tmp", "w") as f:
                 json.dump(want, f)
             os.replace(stamp + ".tmp", stamp)
