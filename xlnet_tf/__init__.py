@@ -8,29 +8,15 @@
 Imports are lazy (PEP 562) so that light modules (tokenization, the SQuAD evaluation,
 SentencePiece training) start without loading TensorFlow.
 """
-import importlib
+from xlnet_tf._lazy import lazy_exports
 
 _LAZY = {
-    "XLNetConfig": "xlnet_tf.modeling.config",
-    "XLNetModel": "xlnet_tf.modeling.model",
-    "XLNetLMModel": "xlnet_tf.modeling.model",
-    "load_original_checkpoint": "xlnet_tf.modeling.checkpoint",
-    "load_hf_checkpoint": "xlnet_tf.modeling.checkpoint",
-    "save_original_checkpoint": "xlnet_tf.modeling.checkpoint",
-    "original_names": "xlnet_tf.modeling.checkpoint",
-    "Tokenizer": "xlnet_tf.tokenization.tokenizer",
+    **{name: "xlnet_tf.modeling"
+       for name in ("XLNetConfig", "XLNetModel", "XLNetLMModel", "load_original_checkpoint",
+                    "load_hf_checkpoint", "save_original_checkpoint", "original_names")},
+    "Tokenizer": "xlnet_tf.tokenization",
     "XLNetClassifier": "xlnet_tf.classification",
     "XLNetSquadModel": "xlnet_tf.squad",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'xlnet_tf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

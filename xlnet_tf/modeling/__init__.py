@@ -12,7 +12,7 @@ checkpoint conversion (original TF1 names, Hugging Face weights).
 
 Imports are lazy (PEP 562), like the top-level package.
 """
-import importlib
+from xlnet_tf._lazy import lazy_exports
 
 _LAZY = {
     "XLNetConfig": "xlnet_tf.modeling.config",
@@ -39,14 +39,4 @@ _LAZY = {
     "LoadResult": "xlnet_tf.modeling.checkpoint",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'xlnet_tf.modeling' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

@@ -12,7 +12,7 @@ the in-graph (tensorflow-text) tokenizer layer and SentencePiece training.
 
 Imports are lazy: only the in-graph names load TensorFlow.
 """
-import importlib
+from xlnet_tf._lazy import lazy_exports
 
 _TOKENIZER_NAMES = (
     "Tokenizer", "encode_ids", "encode_pieces", "check_special_symbols", "SPIECE_UNDERLINE",
@@ -28,14 +28,4 @@ _LAZY = {
     "train_sentencepiece": "xlnet_tf.tokenization.train_spm",
 }
 
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'xlnet_tf.tokenization' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
