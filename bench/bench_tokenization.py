@@ -23,9 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from xlnet_tf.tokenization import in_graph as tf_tokenization
-
-from xlnet_tf.tokenization import tokenizer as tokenization  # noqa: E402
+from xlnet_tf.tokenization import Tokenizer, XLNetTokenizerLayer  # noqa: E402
 
 
 def _lines(path):
@@ -58,8 +56,8 @@ def main():
     parser.add_argument("--lower", action="store_true")
     args = parser.parse_args()
 
-    tok = tokenization.Tokenizer(args.spiece_model, lower=args.lower)
-    layer = tf_tokenization.XLNetTokenizerLayer(args.spiece_model, lower=args.lower)
+    tok = Tokenizer(args.spiece_model, lower=args.lower)
+    layer = XLNetTokenizerLayer(args.spiece_model, lower=args.lower)
     fn = tf.function(layer.call, input_signature=[tf.TensorSpec([None], tf.string)])
     fn(tf.constant(["warm up"]))
     print(f"model {args.spiece_model} ({tok.vocab_size} pieces), lower={args.lower}, batch={args.batch}")

@@ -2,16 +2,18 @@
 
 Why: the xlnet_tf model core is tested against numbers it did not compute itself. The golden
 files in tests/golden/ come from Hugging Face; this module recomputes the same outputs from the
-equations of the original implementation (spec original-xlnet.md §1) and covers what Hugging
+equations of the original implementation (``modeling.py`` of the original) and covers what Hugging
 Face cannot run (attn_type='uni' with input_mask/perm_mask and batch > 1, `inp_q` without
 target_mapping). It needs only NumPy.
 
 Layout: the public functions take batch-major inputs (like xlnet_tf) and the weights under the
 ORIGINAL TF1 variable names and layouts (`model/transformer/layer_0/rel_attn/q/kernel`
 [d, H, Dh], `.../ff/layer_1/kernel` [d, Di], ...). Internally everything is TIME-MAJOR exactly
-as in the original (`[len, bsz, ...]`) so each line can be read next to the spec:
-masks §1.4, segments §1.6, positional encoding §1.7, layer §1.8, rel_shift §1.9 (reshape
-trick), two-stream §1.10, memory §1.11, LM logits §1.12. Masks follow the original's
+as in the original (`[len, bsz, ...]`) so each line can be read next to the original's
+functions: masks (``_create_mask`` and the masks of ``transformer_xl``), segments,
+positional encoding (``relative_positional_encoding``), the layer (``rel_multihead_attn``,
+``rel_attn_core``, ``positionwise_ffn``), ``rel_shift`` (reshape trick), the two streams
+(``two_stream_rel_attn``), memory (``_cache_mem``) and the LM logits (``lm_loss``). Masks follow the original's
 convention 1 = blocked / padding.
 
 Main entry points: `forward(weights, config, input_ids, ...)` -> output dict with the golden
@@ -59,7 +61,7 @@ def softmax(x, axis):
 
 
 # ----------------------------------------------------------------------------------------
-# §1.4 masks (time-major, 1 = blocked)
+# masks (time-major, 1 = blocked)
 # ----------------------------------------------------------------------------------------
 
 def causal_mask(qlen, mlen, same_length):
@@ -122,7 +124,7 @@ def build_masks(qlen, mlen, bsz, attn_type="bi", same_length=False, input_mask=N
 
 
 # ----------------------------------------------------------------------------------------
-# §1.6 segments, §1.7 positions, §1.9 rel_shift, §1.11 memory
+# segments, positions, rel_shift, memory
 # ----------------------------------------------------------------------------------------
 
 def segment_matrix(seg_id, mlen):
@@ -194,7 +196,7 @@ def cache_mem(curr_out, prev_mem, mem_len, reuse_len):
 
 
 # ----------------------------------------------------------------------------------------
-# §1.8 attention core, post-attention, FFN
+# attention core, post-attention, FFN
 # ----------------------------------------------------------------------------------------
 
 def rel_attn_core(q_head, k_head_h, v_head_h, k_head_r, seg_mat, seg_embed, r_w_bias, r_r_bias,
@@ -268,7 +270,7 @@ def forward(weights, config, input_ids, seg_ids=None, input_mask=None, perm_mask
       'new_mems_{i}' [B, <=mem_len, d] (if mem_len > 0)}.
     """
     cfg = _full_config(config)
-    L, d, H, Dh = cfg["n_layer"], cfg["d_model"], cfg["n_head"], cfg["d_head"]
+    L, d, Dh = cfg["n_layer"], cfg["d_model"], cfg["d_head"]
     f64 = lambda a: None if a is None else np.asarray(a, np.float64)  # noqa: E731
 
     inp_k = np.asarray(input_ids).T                                         # [qlen, bsz]

@@ -1,20 +1,22 @@
 """xlnet_tf: XLNet in TensorFlow 2 / Keras 3, faithful to the original checkpoints.
 
-Imports are lazy so that light modules (tokenization, squad_eval, train_spm) start without
-loading TensorFlow."""
+    import xlnet_tf
+    config = xlnet_tf.XLNetConfig.from_json("xlnet_cased_L-12_H-768_A-12/xlnet_config.json")
+    model = xlnet_tf.XLNetLMModel(config)
+    xlnet_tf.load_original_checkpoint(model, "xlnet_cased_L-12_H-768_A-12/xlnet_model.ckpt")
 
-__all__ = ["XLNetConfig", "XLNetModel", "XLNetLMModel", "load_original_checkpoint",
-           "load_hf_checkpoint", "save_original_checkpoint", "original_names"]
+Imports are lazy (PEP 562) so that light modules (tokenization, the SQuAD evaluation,
+SentencePiece training) start without loading TensorFlow.
+"""
+from xlnet_tf._lazy import lazy_exports
 
-_LAZY = {"XLNetConfig": "xlnet_tf.modeling.config", "XLNetModel": "xlnet_tf.modeling.model",
-         "XLNetLMModel": "xlnet_tf.modeling.model", "load_original_checkpoint": "xlnet_tf.modeling.checkpoint",
-         "load_hf_checkpoint": "xlnet_tf.modeling.checkpoint",
-         "save_original_checkpoint": "xlnet_tf.modeling.checkpoint",
-         "original_names": "xlnet_tf.modeling.checkpoint"}
+_LAZY = {
+    **{name: "xlnet_tf.modeling"
+       for name in ("XLNetConfig", "XLNetModel", "XLNetLMModel", "load_original_checkpoint",
+                    "load_hf_checkpoint", "save_original_checkpoint", "original_names")},
+    "Tokenizer": "xlnet_tf.tokenization",
+    "XLNetClassifier": "xlnet_tf.classification",
+    "XLNetSquadModel": "xlnet_tf.squad",
+}
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'xlnet_tf' has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

@@ -21,7 +21,7 @@ from xlnet_tf.modeling.checkpoint import original_names
 HF_TINY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden", "hf_tiny")
 
 # HF activation name -> ours. HF 'gelu' is the exact erf GELU, which the original never used;
-# the original's tanh GELU is HF 'gelu_new' (spec hf-weight-mapping section 4.1).
+# the original's tanh GELU is HF 'gelu_new'.
 _HF_ACTIVATIONS = {"gelu_new": "gelu", "relu": "relu"}
 
 

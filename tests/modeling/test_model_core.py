@@ -234,9 +234,8 @@ def test_recompute_gives_the_same_loss_and_gradients_with_dropout(query_chunk):
     tf.keras.utils.set_random_seed(0)
     base = tiny(dropout=0.2, dropatt=0.2, mem_len=4, init_std=0.5)
     a = xlnet_tf.XLNetLMModel(base)
-    b = xlnet_tf.XLNetLMModel(base.replace(recompute=True))
-    for block in b.transformer.blocks:
-        block.rel_attn.query_chunk = query_chunk
+    b = xlnet_tf.XLNetLMModel(base.replace(recompute=True), query_chunk=query_chunk)
+    assert [blk.rel_attn.query_chunk for blk in b.transformer.blocks] == [query_chunk] * 2
     for va, vb in zip(a.weights, b.weights):
         vb.assign(va)
     b.transformer.seed_generator.state.assign(a.transformer.seed_generator.state)
@@ -272,9 +271,7 @@ def test_recompute_content_stream_only_matches_in_eager_and_graph():
     query rows (4 + 2), eagerly and traced."""
     base = tiny(dropout=0.2, dropatt=0.2, init_std=0.5)
     a = xlnet_tf.XLNetModel(base)
-    b = xlnet_tf.XLNetModel(base.replace(recompute=True))
-    for block in b.blocks:
-        block.rel_attn.query_chunk = 4
+    b = xlnet_tf.XLNetModel(base.replace(recompute=True), query_chunk=4)
     for va, vb in zip(a.weights, b.weights):
         vb.assign(va)
     inputs = random_inputs()
@@ -302,7 +299,7 @@ def test_recompute_content_stream_only_matches_in_eager_and_graph():
 
 
 def test_dropout_rate_scale_and_determinism():
-    from xlnet_tf.modeling.layers import dropout
+    from xlnet_tf.modeling.ops import dropout
     x = tf.ones([256, 512])
     seed = tf.constant([3, 4])
     y = dropout(x, 0.1, seed, True).numpy()

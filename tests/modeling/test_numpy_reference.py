@@ -57,7 +57,7 @@ def test_reference_matches_golden(golden):
 # ----------------------------------------------------------------------------------------
 
 def expected_weight_shapes(c):
-    """Original TF variable names and shapes (spec original-xlnet.md §2.1), written out here."""
+    """Original TF variable names and shapes (of the published checkpoints), written out here."""
     L, d, H, Dh, Di, V = c["n_layer"], c["d_model"], c["n_head"], c["d_head"], c["d_inner"], c["n_token"]
     r = (L, H, Dh) if c["untie_r"] else (H, Dh)
     t = "model/transformer/"

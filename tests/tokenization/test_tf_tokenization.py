@@ -1,7 +1,7 @@
 """Tests of xlnet_tf/tf_tokenization.py: the in-graph pipeline gives Python's ids exactly.
 
 The reference is xlnet_tf.tokenization.tokenizer (itself tested against hand-written cases). Real text
-comes from ../shared/data through the ``shared_data`` fixture.
+comes from the real data sets through the ``shared_data`` fixture.
 """
 import json
 import unicodedata

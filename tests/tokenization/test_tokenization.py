@@ -1,8 +1,8 @@
 # The committed fixture tests/fixtures/spiece_test.model (2000 pieces, unigram) was made, from
-# the repository root, with exactly:
+# the repository root, with exactly ($DATA: the folder of the real data sets):
 #
 #   python -m xlnet_tf.tokenization.train_spm \
-#     --input "../shared/data/pretrain_text/gutenberg/*.txt,../shared/data/pretrain_text/wikitext2_valid.tokens.txt" \
+#     --input "$DATA/pretrain_text/gutenberg/*.txt,$DATA/pretrain_text/wikitext2_valid.tokens.txt" \
 #     --model_prefix tests/fixtures/spiece_test --vocab_size 2000 --character_coverage 0.99995 \
 #     --seed 1234 --num_threads 2 --allow_invalid_utf8
 #   rm tests/fixtures/spiece_test.vocab
@@ -190,7 +190,8 @@ def test_digit_comma_rule_each_branch(tok_dc):
     assert sp.EncodeAsPieces(text) == [
         U + "In", U + "2000,", U, "1", ",", "0", "00,", U, "1", "2,", U, "x", "2,", U + "19,",
         U + "and", U + "19", "00,"]
-    # Hand-derived from spec 3.3 with the fixture's pieces for the bare numbers:
+    # Hand-derived from the original's digit-comma rule, with the fixture's pieces for the
+    # bare numbers:
     #   "▁2000," -> encode("2000") = ▁200 0 (starts with ▁: keep)            + ","
     #   "00,"    -> encode("00")   = ▁ 00   (no ▁ originally: lone ▁ dropped) + ","
     #   "2,"     -> encode("2")    = ▁2     (no ▁ originally: ▁ stripped)     + ","

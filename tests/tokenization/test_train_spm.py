@@ -1,4 +1,4 @@
-"""Tests of xlnet_tf/train_spm.py: XLNet's ids, atomic output, clear errors."""
+"""Tests of xlnet_tf/tokenization/train_spm.py: XLNet's ids, atomic output, clear errors."""
 import os
 import random
 import subprocess
@@ -46,7 +46,7 @@ def _leftovers(folder):
 def test_trains_model_with_xlnet_ids(tmp_path):
     corpus = _corpus(tmp_path)
     out = train_spm.train_sentencepiece(str(corpus), tmp_path / "out" / "sp", vocab_size=120,
-                                        num_threads=1, log=None)
+                                        num_threads=1)
     assert out == str(tmp_path / "out" / "sp.model")
     assert sorted(os.listdir(tmp_path / "out")) == ["sp.model", "sp.vocab"]
     sp = spm.SentencePieceProcessor(model_file=out)
@@ -66,9 +66,9 @@ def test_trains_model_with_xlnet_ids(tmp_path):
 def test_raw_vs_preprocessed_training(tmp_path):
     corpus = _corpus(tmp_path)
     raw = train_spm.train_sentencepiece(str(corpus), tmp_path / "raw", vocab_size=120,
-                                        num_threads=1, log=None)
+                                        num_threads=1)
     pre = train_spm.train_sentencepiece(str(corpus), tmp_path / "pre", vocab_size=120,
-                                        num_threads=1, preprocess=True, lower=True, log=None)
+                                        num_threads=1, preprocess=True, lower=True)
 
     def alphabet(path):
         sp = spm.SentencePieceProcessor(model_file=path)
@@ -76,7 +76,7 @@ def test_raw_vs_preprocessed_training(tmp_path):
     assert {"é", "ï"} <= alphabet(raw)                # raw text keeps accents (original)
     assert not {"é", "ï", "T", "I"} & alphabet(pre)   # rules applied: no accents, lower-cased
     with pytest.raises(ValueError, match="lower=True only takes effect with preprocess=True"):
-        train_spm.train_sentencepiece(str(corpus), tmp_path / "x", vocab_size=120, lower=True, log=None)
+        train_spm.train_sentencepiece(str(corpus), tmp_path / "x", vocab_size=120, lower=True)
 
 
 def test_glob_and_comma_separated_inputs(tmp_path):
@@ -94,7 +94,7 @@ def test_empty_corpus(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n\n")
     with pytest.raises(ValueError, match="corpus is empty"):
-        train_spm.train_sentencepiece(str(empty), tmp_path / "sp", vocab_size=100, log=None)
+        train_spm.train_sentencepiece(str(empty), tmp_path / "sp", vocab_size=100)
     assert not os.path.exists(tmp_path / "sp.model")
 
 
@@ -102,35 +102,36 @@ def test_vocab_too_large_gives_advice_and_leaves_nothing(tmp_path):
     corpus = _corpus(tmp_path, n_random=0)
     with pytest.raises(ValueError, match=r"--vocab_size 5000 is too large .* at most \d+ pieces"):
         train_spm.train_sentencepiece(str(corpus), tmp_path / "sp", vocab_size=5000,
-                                      num_threads=1, log=None)
+                                      num_threads=1)
     assert not os.path.exists(tmp_path / "sp.model") and not os.path.exists(tmp_path / "sp.vocab")
     assert _leftovers(tmp_path) == []
     with pytest.raises(ValueError, match="must exceed the 17 fixed pieces"):
-        train_spm.train_sentencepiece(str(corpus), tmp_path / "sp", vocab_size=17, log=None)
+        train_spm.train_sentencepiece(str(corpus), tmp_path / "sp", vocab_size=17)
 
 
 def test_existing_output_is_not_overwritten(tmp_path):
     corpus = _corpus(tmp_path)
     (tmp_path / "sp.model").write_bytes(b"user file")
     with pytest.raises(FileExistsError, match="--overwrite"):
-        train_spm.train_sentencepiece(str(corpus), tmp_path / "sp", vocab_size=100, log=None)
+        train_spm.train_sentencepiece(str(corpus), tmp_path / "sp", vocab_size=100)
     assert (tmp_path / "sp.model").read_bytes() == b"user file"
     train_spm.train_sentencepiece(str(corpus), tmp_path / "sp", vocab_size=100, num_threads=1,
-                                  overwrite=True, log=None)
+                                  overwrite=True)
     assert T.Tokenizer(tmp_path / "sp.model").vocab_size == 100
 
 
-def test_invalid_utf8(tmp_path):
+def test_invalid_utf8(tmp_path, caplog):
     corpus = _corpus(tmp_path)
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("ok line\ncaf\u00e9 au lait\n".encode("latin-1") * 20)
     files = f"{corpus},{latin1}"
     with pytest.raises(ValueError, match=r"latin1\.txt \(first at line 2, 20 line\(s\)\).*iconv"):
-        train_spm.train_sentencepiece(files, tmp_path / "sp", vocab_size=100, log=None)
-    logged = []
-    train_spm.train_sentencepiece(files, tmp_path / "sp", vocab_size=100, num_threads=1,
-                                  allow_invalid_utf8=True, log=logged.append)
-    assert any("U+FFFD" in line and "latin1.txt" in line for line in logged)
+        train_spm.train_sentencepiece(files, tmp_path / "sp", vocab_size=100)
+    with caplog.at_level("WARNING", logger="xlnet_tf"):
+        train_spm.train_sentencepiece(files, tmp_path / "sp", vocab_size=100, num_threads=1,
+                                      allow_invalid_utf8=True)
+    assert any("U+FFFD" in r.getMessage() and "latin1.txt" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_command_line(tmp_path, repo_root):
@@ -146,5 +147,20 @@ def test_command_line(tmp_path, repo_root):
         [sys.executable, "-m", "xlnet_tf.tokenization.train_spm", f"--input={tmp_path}/none*.txt",
          f"--model_prefix={tmp_path / 'cli2'}"],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "none*.txt" in bad.stderr and "matched no file" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_command_line_in_process(tmp_path, capsys):
+    from xlnet_tf import cli
+    corpus = _corpus(tmp_path)
+    (tmp_path / "sp.model").write_bytes(b"user file")
+    argv = [f"--input={corpus}", f"--model_prefix={tmp_path / 'sp'}", "--vocab_size=100",
+            "--num_threads=1"]
+    assert cli.run(train_spm.define_flags, train_spm.main, argv, prog="train_spm") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("train_spm: error: ") and "--overwrite" in err and "Traceback" not in err
+    assert (tmp_path / "sp.model").read_bytes() == b"user file"
+    assert cli.run(train_spm.define_flags, train_spm.main, argv + ["--overwrite"]) == 0
+    assert T.Tokenizer(tmp_path / "sp.model").vocab_size == 100

@@ -71,6 +71,7 @@ import tensorflow as tf
 from absl import logging
 
 from xlnet_tf.io import atomic_output, write_json_atomic
+from xlnet_tf.tokenization import clean_text
 from xlnet_tf.tokenization.tokenizer import CLS_ID, SEG_ID_A, SEG_ID_B, SEG_ID_CLS, SEG_ID_PAD, SEP_ID
 
 # Pad id of the classification features: 0 (<unk>), as the original, not <pad>=5. Padding is
@@ -650,10 +651,6 @@ class WnliProcessor(TableProcessor):
     layouts = _pair_layouts("sentence1", "sentence2", "label", "index")
 
 
-def _clean_imdb(text: str) -> str:
-    return text.replace("<br />", " ")
-
-
 class ImdbProcessor(TableProcessor):
     """IMDB sentiment (labels neg, pos).
 
@@ -675,7 +672,7 @@ class ImdbProcessor(TableProcessor):
     }
 
     def clean_text(self, text):
-        return _clean_imdb(text)
+        return clean_text(text, "imdb")
 
     def _read_source(self, path, split, counter):
         if os.path.isdir(path):
@@ -711,17 +708,6 @@ def _imdb_sort_key(name):
     return (int(head), name) if head.isdigit() else (sys.maxsize, name)
 
 
-def _clean_yelp(text: str) -> str:
-    """Quote and newline fixes for the Yelp CSVs (Zhang et al. 2015 release).
-
-    After CSV parsing the text still holds the escapes of that release: ``\\"`` and doubled
-    ``""`` for a quote (the original fixes both) and a literal backslash-n for a line break. We
-    also turn the literal ``\\n`` into a space (the original left it, so it became the pieces for
-    ``\\`` and ``n``); the whitespace then collapses in preprocess_text.
-    """
-    return text.replace("\\n", " ").replace('\\"', '"').replace('""', '"')
-
-
 class _YelpProcessor(TableProcessor):
     delimiter = ","
     quotechar = '"'
@@ -729,7 +715,8 @@ class _YelpProcessor(TableProcessor):
     layouts = (Layout("csv", 1, None, 0, header=False, num_fields=2),)
 
     def clean_text(self, text):
-        return _clean_yelp(text)
+        """Quote and literal-newline fixes of the Yelp CSVs (see tokenization.text)."""
+        return clean_text(text, self.name)
 
 
 class Yelp2Processor(_YelpProcessor):

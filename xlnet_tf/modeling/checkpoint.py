@@ -24,6 +24,8 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from xlnet_tf.io import describe_write_error
+
 BACKBONE_PREFIX = "model/transformer/"
 
 
@@ -137,8 +139,8 @@ def load_original_checkpoint(model, ckpt_prefix, allow_missing_backbone=False):
             ".ATTRIBUTES/" in n for n in shapes):
         raise ValueError(
             f"{prefix!r} is an object-based (tf.train.Checkpoint) checkpoint, not an "
-            f"original-format one; restore it with tf.train.Checkpoint(model=model).restore(...)"
-            f" or xlnet_tf.modeling.checkpoint.restore_native(model, path)")
+            f"original-format one; restore it with "
+            f"tf.train.Checkpoint(model=model).restore(path)")
     return _load_named_arrays(model, reader.get_tensor, set(shapes), f"checkpoint {prefix!r}",
                               allow_missing_backbone)
 
@@ -146,13 +148,18 @@ def load_original_checkpoint(model, ckpt_prefix, allow_missing_backbone=False):
 def save_original_checkpoint(model, ckpt_prefix, global_step=0):
     """Write the model's weights under the ORIGINAL TF1 names (a V2 checkpoint:
     ``prefix.index`` + ``prefix.data-00000-of-00001``) that the original code, and anything
-    that reads the published checkpoints, can load.  Written to a temporary prefix in the same
-    folder and renamed, so a failure never leaves a half-written checkpoint under that name."""
+    that reads the published checkpoints, can load.
+
+    Two files, so not one `xlnet_tf.io.atomic_output`: they are written into a temporary
+    folder beside the prefix and renamed into place, the ``.index`` last, so a failure never
+    leaves a checkpoint that looks complete under that name.  A failed write raises
+    ``xlnet_tf.io.WriteError`` naming the prefix."""
     names = original_names(model)
-    directory = os.path.dirname(os.path.abspath(ckpt_prefix)) or "."
-    os.makedirs(directory, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix=".ckpt_tmp_", dir=directory)
+    base = os.path.abspath(ckpt_prefix)
+    tmp_dir = None
     try:
+        os.makedirs(os.path.dirname(base), exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=".ckpt_tmp_", dir=os.path.dirname(base))
         tmp_prefix = os.path.join(tmp_dir, "ckpt")
         keys = sorted(names)
         tensors = [tf.convert_to_tensor(names[k]) for k in keys]
@@ -160,11 +167,13 @@ def save_original_checkpoint(model, ckpt_prefix, global_step=0):
         tensors.append(tf.constant(int(global_step), tf.int64))
         tf.raw_ops.SaveV2(prefix=tmp_prefix, tensor_names=keys,
                           shape_and_slices=[""] * len(keys), tensors=tensors)
-        base = os.path.abspath(ckpt_prefix)
-        for src in glob.glob(tmp_prefix + ".*"):
+        for src in sorted(glob.glob(tmp_prefix + ".*"), key=lambda p: p.endswith(".index")):
             os.replace(src, base + src[len(tmp_prefix):])
+    except OSError as e:
+        raise describe_write_error(base, e) from None
     finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
     return ckpt_prefix
 
 
@@ -226,8 +235,8 @@ def _read_hf_state(path):
 
 
 def hf_to_original(state, n_layer, untie_r=True):
-    """Map a Hugging Face XLNet state dict to {original TF1 name: array} (spec
-    hf-weight-mapping section 2): drops the 'transformer.' prefix, transposes dense kernels
+    """Map a Hugging Face XLNet state dict to {original TF1 name: array} (the names of
+    ``transformers``' XLNet conversion script, read backwards): drops the 'transformer.' prefix, transposes dense kernels
     (torch stores [out, in]), stacks the per-layer r_*_bias (untie_r) or checks they are
     shared (untie_r=False), stacks seg_embed."""
     s = {(k[len("transformer."):] if k.startswith("transformer.") else k): v
@@ -278,7 +287,7 @@ def hf_to_original(state, n_layer, untie_r=True):
                                  f"but the Hugging Face weights have different {k} per layer; "
                                  f"build the model with untie_r=True")
             out[f"{t}/{k}"] = arrs[0]
-    # heads (spec hf-weight-mapping 2.2 / 2.3): dense weights are [out, in] in torch
+    # the sequence-summary and SQuAD heads: dense weights are [out, in] in torch
     head_pairs = {
         "sequence_summary.summary.weight": ("model/sequnece_summary/summary/kernel", True),
         "sequence_summary.summary.bias": ("model/sequnece_summary/summary/bias", False),
@@ -313,11 +322,3 @@ def load_hf_checkpoint(model, path, logits_proj_name=None):
         arrays[f"{logits_proj_name}/bias"] = state["logits_proj.bias"]
     return _load_named_arrays(model, arrays.__getitem__, set(arrays),
                               f"Hugging Face weights {path!r}")
-
-
-def restore_native(model, path, optimizer=None):
-    """Restore an object-based checkpoint written by tf.train.Checkpoint(model=...)."""
-    ckpt = tf.train.Checkpoint(model=model, **({"optimizer": optimizer} if optimizer else {}))
-    status = ckpt.restore(path)
-    status.assert_existing_objects_matched()
-    return status

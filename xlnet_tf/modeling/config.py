@@ -8,7 +8,8 @@ original's format, so a file we write can sit next to the published checkpoints.
 import dataclasses
 import json
 import os
-import tempfile
+
+from xlnet_tf.io import read_json, write_text_atomic
 
 # The eight keys of the original xlnet_config.json, in the order the original documents them.
 CHECKPOINT_KEYS = ("n_layer", "d_model", "n_head", "d_head", "d_inner", "ff_activation",
@@ -102,32 +103,18 @@ class XLNetConfig:
                           separators=(", ", ": "))
 
     def to_json(self, json_path):
-        """Write xlnet_config.json (atomically: temp file + rename)."""
-        directory = os.path.dirname(os.path.abspath(json_path))
-        os.makedirs(directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".xlnet_config.", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(self.to_json_string())
-            os.replace(tmp, json_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        """Write xlnet_config.json (atomically: temporary file + rename)."""
+        os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+        write_text_atomic(json_path, self.to_json_string())
 
     @classmethod
     def from_json(cls, json_path, **run_options):
         """Read an xlnet_config.json (exactly the eight keys) and add run options."""
-        if not os.path.isfile(json_path):
-            raise FileNotFoundError(f"model config {json_path!r} does not exist; pass the "
-                                    f"xlnet_config.json that came with the checkpoint")
         try:
-            with open(json_path, encoding="utf-8") as f:
-                data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"model config {json_path!r} is not valid JSON: {e}") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"model config {json_path!r} must hold a JSON object")
+            data = read_json(json_path, what="model config")
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"{e} Pass the xlnet_config.json that came with the "
+                                    f"checkpoint.") from None
         missing = [k for k in CHECKPOINT_KEYS if k not in data]
         unknown = sorted(k for k in data if k not in CHECKPOINT_KEYS)
         if missing or unknown:

@@ -8,103 +8,19 @@ segment), M memory length, K = M + T key length, R relative-position length (K +
 Every weight is created in ``build`` with ``autocast=False`` and cast explicitly to the
 compute dtype, so under a mixed policy the master weights stay float32 while matrix
 products run in bfloat16/float16; softmax and LayerNorm always run in float32.
+
+The hand-written gradients, the seeded dropout and the recompute machinery live in
+``ops.py``; the layers here only call them.
 """
 import math
 
 import keras
 import tensorflow as tf
 
+from xlnet_tf.modeling.ops import (activation_dropout_dense, dims, dropout, dropout_keep,
+                                   dropout_matmul, fold_seed, layer_norm, row_blocks)
+
 NEG_INF = -1e30  # the original masks by subtracting 1e30 (exactly equivalent in float32)
-
-
-def dims(x):
-    """The shape of ``x`` as a list: python ints where the static shape knows them, scalar
-    tensors elsewhere.  Building reshapes from static sizes keeps every intermediate shape
-    static, so the gradient functions need no ``Shape`` of a forward tensor -- a Shape op in
-    the backward graph keeps its (often [B, H, T, K]-sized) input alive until it runs."""
-    static = x.shape.as_list() if x.shape.rank is not None else None
-    if static is not None and all(d is not None for d in static):
-        return static
-    dynamic = tf.unstack(tf.shape(x), num=len(static) if static is not None else None)
-    if static is None:
-        return dynamic
-    return [d if d is not None else t for d, t in zip(static, dynamic)]
-
-
-def dropout_keep(shape, rate, seed):
-    """The keep mask (bool, ``shape``) of inverted dropout, drawn with a STATELESS RNG keyed
-    by ``seed`` ([2] int tensor); `dropout_keep_scale` gives the scale of the kept values.
-
-    The same seed gives the same mask, so a layer re-run in the backward pass
-    (``recompute``) drops exactly what the forward pass dropped, and a resumed run that
-    restored the model's seed generator draws the masks an uninterrupted run would.
-    Each 32-bit Philox draw gives two 16-bit uniforms (half the random-number work of
-    ``stateless_uniform``); the kept values are scaled by the exact inverse of the keep
-    probability (65536 - t) / 65536, t = round(rate * 65536)."""
-    n = 1
-    for d in shape:
-        n = n * d
-    bits = tf.random.stateless_uniform([(n + 1) // 2], seed=seed, minval=None, maxval=None,
-                                       dtype=tf.uint32)
-    u16 = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:n]
-    threshold = int(round(rate * 65536))
-    return tf.reshape(u16 >= tf.constant(threshold, tf.uint16), shape)
-
-
-def dropout_keep_scale(rate):
-    """The scale of the kept values: the exact inverse of the 16-bit keep probability."""
-    threshold = int(round(rate * 65536))
-    return 65536.0 / (65536 - threshold)
-
-
-def dropout(x, rate, seed, training):
-    """Inverted dropout with the stateless mask of `dropout_keep` (identity unless training
-    with rate > 0 and a seed)."""
-    if not training:
-        return x
-    return dropper(dims(x), rate, seed)(x)
-
-
-def dropper(shape, rate, seed, keep=None):
-    """Dropout of tensors of ``shape`` as a function that can be applied again (the
-    hand-written gradients re-apply the mask): with ``keep`` an already drawn mask, else
-    the mask of `dropout_keep`; the identity when rate is 0 or there is no seed."""
-    if keep is None:
-        if rate <= 0 or seed is None:
-            return lambda x: x
-        keep = dropout_keep(shape, rate, seed)
-    scale = dropout_keep_scale(rate)
-    return lambda x: tf.where(keep, x * tf.cast(scale, x.dtype), tf.zeros([], x.dtype))
-
-
-def dropout_matmul(a, b, rate, seed, training, keep=None):
-    """``tf.matmul(dropout(a), b)`` for the attention probabilities and values.
-
-    When training, the gradient keeps a (the softmax output, kept for the softmax gradient
-    anyway), the boolean keep mask and b, and recomputes dropout(a) in the backward pass:
-    autodiff would keep dropout(a) as well, one more [B, H, T, K] tensor per layer.
-    ``keep`` is an already drawn mask for a (rows of a larger one), else it is drawn here."""
-    if not training:
-        return tf.matmul(a, b)
-    drop = dropper(dims(a), rate, seed, keep)
-
-    @tf.custom_gradient
-    def fn(a, b):
-        def grad(dout):
-            with tf.control_dependencies([dout]):
-                a_drop = drop(tf.identity(a))
-            da = drop(tf.matmul(dout, b, transpose_b=True))
-            db = tf.matmul(a_drop, dout, transpose_a=True)
-            return da, db
-        return tf.matmul(drop(a), b), grad
-    return fn(a, b)
-
-
-def fold_seed(seed, k):
-    """An independent seed for sub-step ``k`` (None stays None)."""
-    if seed is None:
-        return None
-    return tf.random.experimental.stateless_fold_in(seed, k)
 
 
 def initializer(config):
@@ -114,118 +30,6 @@ def initializer(config):
     return keras.initializers.RandomNormal(stddev=config.init_std)
 
 
-def recompute(fn, *xs):
-    """``fn(*xs)`` (float tensors in; a tensor or a list of tensors out) whose intermediates
-    are recomputed in the backward pass instead of kept.
-
-    Unlike ``tf.recompute_grad``, the recomputation starts only once the incoming gradient
-    exists (the inputs pass through identities that depend on it): otherwise TensorFlow may
-    run the recomputed forward passes of all blocks early, since they depend only on
-    tensors of the forward pass, and keep all their intermediates alive at once.  ``fn``
-    may read variables (they receive gradients) and capture tensors that need none (masks);
-    what it computes from captured tensors alone should wait for its inputs (a control
-    dependency) so that it, too, is not computed early."""
-
-    @tf.custom_gradient
-    def block(*xs):
-        def grad(*douts, variables=None):
-            grads = _rerun_gradients(fn, xs, douts, [d for d in douts if d is not None],
-                                     variables or [])
-            if variables is None:
-                return grads
-            return grads[:len(xs)], grads[len(xs):]
-        return fn(*xs), grad
-    return block(*xs)
-
-
-def _rerun_gradients(fn, xs, douts, deps, variables=()):
-    """Gradients of ``fn(*xs)`` with respect to xs and ``variables`` for the output
-    gradients ``douts``, fn re-run on identities of xs that wait for ``deps``."""
-    with tf.control_dependencies(deps):
-        xs2 = [tf.identity(x) for x in xs]
-    with tf.GradientTape() as tape:
-        tape.watch(xs2)
-        out = tf.nest.flatten(fn(*xs2))
-    return tape.gradient(out, xs2 + list(variables), output_gradients=list(douts))
-
-
-def _fill(present, used):
-    """Re-expand the non-None arguments ``present`` to the positions flagged in ``used``."""
-    it = iter(present)
-    return [next(it) if u else None for u in used]
-
-
-_GELU_C = math.sqrt(2.0 / math.pi)
-_GELU_A = 0.044715
-
-
-def gelu_tanh(x):
-    """The original's GELU: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) - TensorFlow's
-    approximate gelu, which grappler can fuse into the preceding MatMul + BiasAdd."""
-    return tf.nn.gelu(x, approximate=True)
-
-
-def _activation_grad(x, activation):
-    """d activation / dx at x, in float32."""
-    x32 = tf.cast(x, tf.float32)
-    if activation == "relu":
-        return tf.cast(x32 > 0, tf.float32)
-    x2 = x32 * x32
-    t = tf.tanh(_GELU_C * (x32 + _GELU_A * x32 * x2))
-    return 0.5 * (1.0 + t) + 0.5 * x32 * (1.0 - t * t) * _GELU_C * (1.0 + 3.0 * _GELU_A * x2)
-
-
-def activation_dropout_dense(x, activation, w, bias, rate, seed, training):
-    """``dropout(act(x)) @ w + bias`` for the inside of the feed-forward block
-    (x [N, Di], w [Di, d], bias [d]).
-
-    When training, the gradient keeps only x, the boolean keep mask and w, and recomputes
-    act(x) and its dropout in the backward pass; autodiff of the composite tanh-GELU and
-    the dropout keeps about four more [N, Di] tensors per layer alive until then.  The
-    forward pass is the same ops either way."""
-    act = gelu_tanh if activation == "gelu" else tf.nn.relu
-    if not training:
-        return tf.nn.bias_add(tf.matmul(act(x), w), bias)
-    drop = dropper(dims(x), rate, seed)
-
-    @tf.custom_gradient
-    def fn(x, w, bias):
-        def grad(dz):
-            with tf.control_dependencies([dz]):
-                x_ = tf.identity(x)
-            y_drop = drop(act(x_))                                           # [N, Di]
-            dw = tf.matmul(y_drop, dz, transpose_a=True)                     # [Di, d]
-            dbias = tf.reduce_sum(dz, axis=0)                                # [d]
-            dy = drop(tf.matmul(dz, w, transpose_b=True))                    # [N, Di]
-            dx = tf.cast(tf.cast(dy, tf.float32) * _activation_grad(x_, activation), x.dtype)
-            return dx, dw, tf.cast(dbias, bias.dtype)
-        return tf.nn.bias_add(tf.matmul(drop(act(x)), w), bias), grad
-    return fn(x, w, bias)
-
-
-def layer_norm(x, gamma, beta, epsilon):
-    """float32 LayerNorm over the last axis, y = (x - mean) rsqrt(var + eps) gamma + beta,
-    with a hand-written gradient that keeps only x_hat = (x - mean) rsqrt(var + eps) and
-    rsqrt(var + eps) (autodiff keeps ~3 [B, T, d] tensors per LayerNorm).  x, gamma and
-    beta are float32 tensors."""
-
-    @tf.custom_gradient
-    def fn(x, gamma, beta):
-        mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
-        rstd = tf.math.rsqrt(var + epsilon)                                  # [..., 1]
-        x_hat = (x - mean) * rstd                                            # [..., d]
-        y = x_hat * gamma + beta
-
-        def grad(dy):
-            axes = list(range(len(dy.shape) - 1))
-            g = dy * gamma                                                   # d loss / d x_hat
-            dx = rstd * (g - tf.reduce_mean(g, axis=-1, keepdims=True)
-                         - x_hat * tf.reduce_mean(g * x_hat, axis=-1, keepdims=True))
-            return dx, tf.reduce_sum(dy * x_hat, axis=axes), tf.reduce_sum(dy, axis=axes)
-        return y, grad
-    return fn(x, gamma, beta)
-
-
 def relative_positional_encoding(qlen, klen, d_model, attn_type="bi", bi_data=False,
                                  clamp_len=-1, batch_size=None):
     """Sinusoid embedding of relative distances, float32 [1 | B, R, d].
@@ -233,7 +37,7 @@ def relative_positional_encoding(qlen, klen, d_model, attn_type="bi", bi_data=Fa
     pos_seq = [klen, klen-1, ..., -qlen+1] ('bi') or [klen, ..., 0] ('uni'), clipped to
     +-clamp_len when clamp_len > 0; embedding = [sin(pos*inv_freq) | cos(pos*inv_freq)]
     (all sines, then all cosines).  With bi_data the first half of the batch gets the
-    forward sequence and the second half its negation (spec 1.7).
+    forward sequence and the second half its negation (the original's ``bi_data``).
     """
     freq_seq = tf.range(0, d_model, 2, dtype=tf.float32)                     # [d/2]
     inv_freq = 1.0 / tf.pow(10000.0, freq_seq / d_model)                     # [d/2]
@@ -261,7 +65,7 @@ def rel_shift(x, klen):
     """The original's relative shift on the last two axes of x [B, H, T, R] -> [B, H, T, K].
 
     Reinterpret as [R, T], drop the first row, reinterpret as [T, R-1], keep K columns; the
-    closed form is out[i, j] = x[i, T - i + j] (spec 1.9).
+    closed form is out[i, j] = x[i, T - i + j].
     """
     # tf.slice rather than python slicing: its gradient is a cheap Pad, while the strided-slice
     # gradient of these [B, H, T, R] tensors dominated the backward pass
@@ -284,6 +88,15 @@ def gather_shift(x, positions, qlen, klen):
     return tf.gather(x, idx, batch_dims=3, axis=3)                           # [B, H, P, K]
 
 
+class _ShapeFreeLayer(keras.layers.Layer):
+    """A layer whose weight shapes come from its constructor: ``build()`` needs no input
+    shape, so a loaded ``.keras`` file rebuilds it before loading its weights."""
+
+    def get_build_config(self):
+        return {"input_shape": None}
+
+
+@keras.saving.register_keras_serializable(package="xlnet_tf")
 class LayerNorm(keras.layers.Layer):
     """LayerNorm over the last axis with the original's epsilon 1e-12 and variable names
     gamma/beta; computed in float32 whatever the policy."""
@@ -300,34 +113,33 @@ class LayerNorm(keras.layers.Layer):
                                     autocast=False)
 
     def call(self, x, training=False):
-        x32 = tf.cast(x, tf.float32)
-        if training:
-            y = layer_norm(x32, tf.convert_to_tensor(self.gamma),
-                           tf.convert_to_tensor(self.beta), self.epsilon)
-            return tf.cast(y, self.compute_dtype)
-        mean, var = tf.nn.moments(x32, axes=[-1], keepdims=True)
-        y = (x32 - mean) * tf.math.rsqrt(var + self.epsilon)
-        y = y * tf.convert_to_tensor(self.gamma) + tf.convert_to_tensor(self.beta)
+        y = layer_norm(tf.cast(x, tf.float32), tf.convert_to_tensor(self.gamma),
+                       tf.convert_to_tensor(self.beta), self.epsilon, training)
         return tf.cast(y, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-class RelativeAttention(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="xlnet_tf")
+class RelativeAttention(_ShapeFreeLayer):
     """Relative multi-head attention of one layer (scope ``layer_{i}/rel_attn``).
 
     Holds the bias-free projections q, k, v, r, o (each [d, H, Dh], ``o`` contracted on
     its last two axes) and the post-attention LayerNorm.  The r_w/r_r/r_s biases and
     seg_embed live in the model (they are stacked over layers in the checkpoint) and are
     passed in.  The same weights serve the content stream h and the query stream g.
+
+    ``query_chunk``: query rows per block when the content-stream attention is computed
+    block by block (recompute mode, see `core`); None = all rows at once.
     """
 
     def __init__(self, d_model, n_head, d_head, dropout=0.0, dropatt=0.0,
-                 kernel_initializer="glorot_uniform", **kwargs):
+                 kernel_initializer="glorot_uniform", query_chunk=None, **kwargs):
         super().__init__(**kwargs)
         self.d_model, self.n_head, self.d_head = d_model, n_head, d_head
         self.dropout_rate, self.dropatt_rate = dropout, dropatt
+        self.query_chunk = query_chunk
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.scale = 1.0 / math.sqrt(d_head)
         self.layer_norm = LayerNorm(name="LayerNorm", dtype=self.dtype_policy)
@@ -343,7 +155,7 @@ class RelativeAttention(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "d_model": self.d_model, "n_head": self.n_head,
                 "d_head": self.d_head, "dropout": self.dropout_rate,
-                "dropatt": self.dropatt_rate,
+                "dropatt": self.dropatt_rate, "query_chunk": self.query_chunk,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer)}
 
     def _w(self, var):
@@ -370,19 +182,16 @@ class RelativeAttention(keras.layers.Layer):
         y = tf.transpose(tf.reshape(y, [b, l, n, h, dh]), [2, 0, 3, 1, 4])   # [n, B, H, L, Dh]
         return tf.unstack(y, num=n, axis=0)                                  # n x [B, H, L, Dh]
 
-    # Query rows per block when the content-stream attention is computed block by block
-    # (set by the model when recompute is on; None = all rows at once).
-    query_chunk = None
-
     def core(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
              r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,
              seed=None):
         """Attention vectors for head-major queries q_head [B, H, Tq, Dh] -> [B, H, Tq, Dh]
         (see `core_rows`).  With `query_chunk` set, training, the reshape shift and
         'bi' position encodings (R = T + K), the rows are computed in blocks of
-        `query_chunk` queries, each recomputed in the backward pass: the [B, H, T, K] and
-        [B, H, T, R] intermediates then exist for one block at a time.  The dropout mask is
-        drawn once for all rows, so the result is the same as without blocks."""
+        `query_chunk` queries, each recomputed in the backward pass (`ops.row_blocks`): the
+        [B, H, T, K] and [B, H, T, R] intermediates then exist for one block at a time.  The
+        dropout mask is drawn once for all rows, so the result is the same as without
+        blocks."""
         c = self.query_chunk
         r = kr_head.shape[2]
         if (not training or not c or positions is not None or not isinstance(qlen, int)
@@ -393,60 +202,28 @@ class RelativeAttention(keras.layers.Layer):
         keep = None
         if self.dropatt_rate > 0 and seed is not None:
             keep = dropout_keep(dims(q_head)[:3] + [klen], self.dropatt_rate, seed)
+        spans = [(i0, min(c, qlen - i0)) for i0 in range(0, qlen, c)]
         blocks = []
-        for i0 in range(0, qlen, c):
-            n = min(c, qlen - i0)
+        for i0, n in spans:
             allowed_rows = allowed
             if allowed is not None and allowed.shape[2] != 1:
                 allowed_rows = allowed[:, :, i0:i0 + n]
-            # rows i0..i0+n need relative positions T - i0 - n .. T - i0 + K - 1 (spec 1.9)
+            # rows i0..i0+n need relative positions T - i0 - n .. T - i0 + K - 1 (see
+            # rel_shift: out[i, j] = x[i, T - i + j])
             blocks.append(dict(
-                i0=i0, n=n, r0=qlen - i0 - n, allowed=allowed_rows,
+                n=n, r0=qlen - i0 - n, allowed=allowed_rows,
                 seg=None if seg_mismatch is None else seg_mismatch[:, i0:i0 + n],
                 keep=None if keep is None else keep[:, :, i0:i0 + n]))
 
-        def run(blk, q_rows, k, v, kr, rwb, rrb, rsb, se):
+        def run(j, q_rows, k, v, kr, rwb, rrb, rsb, se):
+            blk = blocks[j]
             kr_rows = kr[:, :, blk["r0"]:blk["r0"] + blk["n"] + klen]         # [., H, n+K, Dh]
             return self.core_rows(q_rows, k, v, kr_rows, rwb, rrb, blk["seg"], rsb, se,
                                   blk["allowed"], blk["n"], klen, None, training, None,
                                   keep=blk["keep"])                          # [B, H, n, Dh]
 
-        def rows(x, blk):
-            return x[:, :, blk["i0"]:blk["i0"] + blk["n"]]
-
-        xs = [q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, r_s_bias, seg_embed]
-        used = [x is not None for x in xs]
-
-        @tf.custom_gradient
-        def attend(*args):
-            full = _fill(args, used)
-            outs = []
-            for blk in blocks:
-                # one block after the other: they are independent, and TensorFlow would
-                # otherwise interleave them, all their [B, H, n, K] intermediates alive at once
-                with tf.control_dependencies(outs[-1:]):
-                    outs.append(run(blk, rows(full[0], blk), *full[1:]))
-            out = tf.concat(outs, axis=2)                                   # [B, H, T, Dh]
-
-            def grad(dout):
-                # each block is recomputed once its predecessor's gradients exist; the
-                # key, value, position and bias gradients are summed as they come, so
-                # one block's [B, H, n, K] tensors and one running sum exist at a time
-                dq, acc, deps = [], [None] * len(args), [dout]
-                for blk in blocks:
-                    grads = _rerun_gradients(lambda *x, blk=blk: run(blk, *_fill(x, used)),
-                                             [rows(args[0], blk)] + list(args[1:]),
-                                             [rows(dout, blk)], deps)
-                    dq.append(grads[0])
-                    for j in range(1, len(args)):
-                        if grads[j] is not None:
-                            acc[j] = grads[j] if acc[j] is None else acc[j] + grads[j]
-                    deps = [dq[-1]] + [a for a in acc if a is not None]
-                return [tf.concat(dq, axis=2)] + [
-                    a if a is not None else tf.zeros_like(x) for a, x in zip(acc[1:], args[1:])]
-            return out, grad
-
-        return attend(*[x for x in xs if x is not None])                     # [B, H, T, Dh]
+        return row_blocks(run, q_head, [k_head, v_head, kr_head, r_w_bias, r_r_bias,
+                                        r_s_bias, seg_embed], spans)         # [B, H, T, Dh]
 
     def core_rows(self, q_head, k_head, v_head, kr_head, r_w_bias, r_r_bias, seg_mismatch,
                   r_s_bias, seg_embed, allowed, qlen, klen, positions=None, training=False,
@@ -458,7 +235,8 @@ class RelativeAttention(keras.layers.Layer):
         int32 (query positions, for the query stream with target_mapping) or None (the
         queries are positions 0..T-1 and the original reshape shift applies).
 
-        score = (ac + bd + ef) / sqrt(Dh) with the biases added to the queries (spec 1.8);
+        score = (ac + bd + ef) / sqrt(Dh) with the biases added to the queries (the original's
+        ``rel_attn_core``);
         the scale is folded into the queries so no [B, H, Tq, K] tensor is rescaled.
         """
         dt = self.compute_dtype
@@ -501,7 +279,8 @@ class RelativeAttention(keras.layers.Layer):
         return self.layer_norm(out + residual, training=training)
 
 
-class FeedForward(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="xlnet_tf")
+class FeedForward(_ShapeFreeLayer):
     """Post-LN position-wise feed-forward (scope ``layer_{i}/ff``): layer_1, act, dropout,
     layer_2, dropout, LayerNorm(x + residual)."""
 
@@ -546,21 +325,22 @@ class FeedForward(keras.layers.Layer):
         return self.layer_norm(y + x, training=training)
 
 
-class XLNetLayer(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="xlnet_tf")
+class XLNetLayer(_ShapeFreeLayer):
     """One XLNet block (scope ``layer_{i}``): relative attention + feed-forward, for the
     content stream h and (optionally) the query stream g with shared weights."""
 
     def __init__(self, d_model, n_head, d_head, d_inner, ff_activation="gelu", dropout=0.0,
-                 dropatt=0.0, kernel_initializer="glorot_uniform", **kwargs):
+                 dropatt=0.0, kernel_initializer="glorot_uniform", query_chunk=None, **kwargs):
         super().__init__(**kwargs)
         self.rel_attn = RelativeAttention(d_model, n_head, d_head, dropout, dropatt,
-                                          kernel_initializer, name="rel_attn",
+                                          kernel_initializer, query_chunk, name="rel_attn",
                                           dtype=self.dtype_policy)
         self.ff = FeedForward(d_model, d_inner, ff_activation, dropout, kernel_initializer,
                               name="ff", dtype=self.dtype_policy)
         self._config = dict(d_model=d_model, n_head=n_head, d_head=d_head, d_inner=d_inner,
                             ff_activation=ff_activation, dropout=dropout, dropatt=dropatt,
-                            kernel_initializer=keras.initializers.serialize(
+                            query_chunk=query_chunk, kernel_initializer=keras.initializers.serialize(
                                 keras.initializers.get(kernel_initializer)))
 
     def build(self, input_shape=None):

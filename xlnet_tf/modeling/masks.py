@@ -23,11 +23,11 @@ j < i so every query sees exactly M + 1 keys.
 """
 import tensorflow as tf
 
-from xlnet_tf.modeling.layers import dims
+from xlnet_tf.modeling.ops import dims
 
 
 def causal_blocked(qlen, mlen, same_length):
-    """[T, K] bool, True = blocked, for attn_type='uni' (spec 1.4 step 1)."""
+    """[T, K] bool, True = blocked, for attn_type='uni' (the original's causal mask)."""
     i = tf.range(qlen)[:, None]                                   # [T, 1]
     j = tf.range(mlen + qlen)[None, :]                            # [1, K]
     blocked = j > mlen + i                                        # [T, K]
@@ -75,7 +75,7 @@ def attention_masks(qlen, mlen, input_mask=None, perm_mask=None, attn_type="bi",
 def segment_mismatch(seg_ids, mlen):
     """bool [B, T, K]: True where query i and key j lie in DIFFERENT segments.
 
-    Memory positions count as segment 0 (spec 1.6); only equality of ids matters.
+    Memory positions count as segment 0 (as in the original); only equality of ids matters.
     """
     seg_ids = tf.cast(seg_ids, tf.int32)                          # [B, T]
     if mlen > 0:

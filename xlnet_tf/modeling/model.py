@@ -25,20 +25,20 @@ import keras
 import tensorflow as tf
 
 from xlnet_tf.modeling.config import XLNetConfig
-from xlnet_tf.modeling.layers import (XLNetLayer, dims, dropout, fold_seed, initializer, recompute,
-                             relative_positional_encoding)
+from xlnet_tf.modeling.layers import XLNetLayer, initializer, relative_positional_encoding
 from xlnet_tf.modeling.masks import attention_masks, segment_mismatch
+from xlnet_tf.modeling.ops import dims, dropout, fold_seed, recompute_layer
 
 # Query rows per attention block in recompute mode (2 blocks at 512 tokens: more blocks
 # lower the activation peak a little but add graph ops, which cost more host memory).
-RECOMPUTE_QUERY_CHUNK = 256
+DEFAULT_QUERY_CHUNK = 256
 
 INPUT_KEYS = ("input_ids", "seg_ids", "input_mask", "perm_mask", "target_mapping", "inp_q",
               "mems")
 
 
 def cache_mem(curr_out, prev_mem, mem_len, reuse_len=None):
-    """Transformer-XL memory of one layer (spec 1.11): the layer INPUT, first `reuse_len`
+    """Transformer-XL memory of one layer (the original's ``_cache_mem``): the layer INPUT, first `reuse_len`
     positions only, last `mem_len` positions kept, no gradient.  [B, M', d] float32."""
     if not mem_len:
         return None
@@ -48,32 +48,6 @@ def cache_mem(curr_out, prev_mem, mem_len, reuse_len=None):
     new_mem = curr_out if prev_mem is None else tf.concat(
         [tf.cast(prev_mem, tf.float32), curr_out], axis=1)                   # [B, M+T', d]
     return tf.stop_gradient(new_mem[:, -mem_len:])                           # [B, <=mem_len, d]
-
-
-def _recomputed(block, h, g, args, seed):
-    """Run one layer through `layers.recompute`: its activations are recomputed in the
-    backward pass instead of kept; the stateless dropout seed makes the recomputation exact.
-
-    ``args`` is a callable giving the layer's other arguments; it reads the bias variables,
-    so it is called inside the recomputed function where the reads are recorded.  The seed
-    and those arguments wait for the layer input: the parts of the layer that do not depend
-    on it (position projections, dropout masks) are then not computed for all layers up
-    front, in the forward pass or in the recomputation."""
-    streams = [h] if g is None else [h, g]
-
-    def identity(x):
-        return tf.identity(x) if isinstance(x, tf.Tensor) else x
-
-    def layer(*xs):
-        with tf.control_dependencies(list(xs)):
-            layer_seed = identity(seed)
-            extra = tf.nest.map_structure(identity, args())
-        outs = block(*(list(xs) + [None] * (2 - len(xs))), *extra, training=True,
-                     seed=layer_seed)
-        return list(outs[:len(xs)])
-
-    outs = recompute(layer, *streams)
-    return outs[0], (outs[1] if g is not None else None)
 
 
 def _static_dim(x, axis):
@@ -134,7 +108,7 @@ def validate_inputs(inputs, config):
 
 def _get_config(model):
     return {"name": model.name, "config": model.xlnet_config.to_dict(),
-            "dtype": model.dtype_policy.name}
+            "dtype": model.dtype_policy.name, "query_chunk": model.query_chunk}
 
 
 def model_from_config(cls, cfg):
@@ -145,27 +119,31 @@ def model_from_config(cls, cfg):
 
 @keras.saving.register_keras_serializable(package="xlnet_tf")
 class XLNetModel(keras.Model):
-    """The XLNet backbone (variable scope ``model/transformer`` in the original)."""
+    """The XLNet backbone (variable scope ``model/transformer`` in the original).
 
-    def __init__(self, config, **kwargs):
+    ``query_chunk``: with ``config.recompute``, the content-stream attention is computed in
+    blocks of this many query rows, each recomputed in the backward pass (None = all rows
+    at once); without recompute it has no effect.
+    """
+
+    def __init__(self, config, query_chunk=DEFAULT_QUERY_CHUNK, **kwargs):
         kwargs.setdefault("name", "transformer")
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = XLNetConfig.from_dict(config)
         self.xlnet_config = config
+        self.query_chunk = query_chunk
         init = initializer(config)
         self._init = init
         self.blocks = [
             XLNetLayer(config.d_model, config.n_head, config.d_head, config.d_inner,
                        config.ff_activation, config.dropout, config.dropatt, init,
+                       query_chunk if config.recompute else None,
                        name=f"layer_{i}", dtype=self.dtype_policy)
             for i in range(config.n_layer)]
         for i, block in enumerate(self.blocks):
             # attributes (not only a list) so tf.train.Checkpoint tracks every block
             setattr(self, f"layer_{i}", block)
-            if config.recompute:
-                # memory mode: content-stream attention in blocks of query rows as well
-                block.rel_attn.query_chunk = RECOMPUTE_QUERY_CHUNK
         # one draw per training call; every dropout mask derives from it (stateless), so the
         # checkpointed generator state reproduces the masks and recompute re-draws them exactly
         self.seed_generator = keras.random.SeedGenerator()
@@ -306,7 +284,7 @@ class XLNetModel(keras.Model):
                         content_allowed, query_allowed_g, positions, slot_weight)
             layer_seed = fold_seed(seed, i)
             if training and c.recompute:
-                h, g = _recomputed(block, h, g, args, layer_seed)
+                h, g = recompute_layer(block, h, g, args, layer_seed)
             else:
                 h, g = block(h, g, *args(), training=training, seed=layer_seed)
 
@@ -319,15 +297,17 @@ class XLNetModel(keras.Model):
 @keras.saving.register_keras_serializable(package="xlnet_tf")
 class XLNetLMModel(keras.Model):
     """XLNet with the pretraining head: logits tied to the word embedding plus its own
-    bias ``model/lm_loss/bias``."""
+    bias ``model/lm_loss/bias``.  ``query_chunk``: as for `XLNetModel`."""
 
-    def __init__(self, config, **kwargs):
+    def __init__(self, config, query_chunk=DEFAULT_QUERY_CHUNK, **kwargs):
         kwargs.setdefault("name", "xlnet_lm")
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = XLNetConfig.from_dict(config)
         self.xlnet_config = config
-        self.transformer = XLNetModel(config, name="transformer", dtype=self.dtype_policy)
+        self.query_chunk = query_chunk
+        self.transformer = XLNetModel(config, query_chunk, name="transformer",
+                                      dtype=self.dtype_policy)
         self.build()
 
     def build(self, input_shape=None):

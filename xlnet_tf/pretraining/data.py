@@ -69,7 +69,7 @@ def prepare_data(work_dir, input_files, *, spiece_model=None, vocab_size=2000,
                                 # will see it (text rules + lower case); a cased one on the
                                 # raw text, as the original's README trained its model
                                 preprocess=bool(uncased), lower=bool(uncased),
-                                overwrite=True, seed=seed, log=log.info)
+                                overwrite=True, seed=seed)
             io_lib.write_json_atomic(stamp, want)
     record_dir = os.path.join(work_dir, "records")
     settings = dict(seq_len=seq_len, reuse_len=reuse_len, bi_data=bi_data,

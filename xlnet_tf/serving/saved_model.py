@@ -53,34 +53,12 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from xlnet_tf.tokenization import clean_text_tf
+
 log = logging.getLogger("xlnet_tf")
 
 SPIECE_ASSET_NAME = "spiece.model"
 EXPORT_INFO_NAME = "export_info.json"
-
-# Text fixes the task readers apply before tokenization (xlnet_tf.classification.data
-# clean_text), as literal (search, replacement) pairs applied in order, so the serving
-# signature sees the text exactly as training did.
-TEXT_CLEANUPS = {
-    "imdb": (("<br />", " "),),
-    "yelp2": (("\\n", " "), ('\\"', '"'), ('""', '"')),
-    "yelp5": (("\\n", " "), ('\\"', '"'), ('""', '"')),
-}
-
-_RE2_SPECIAL = set("\\.^$|?*+()[]{}")
-
-
-def _re2_literal(text):
-    """A RE2 pattern matching ``text`` literally."""
-    return "".join("\\" + c if c in _RE2_SPECIAL else c for c in text)
-
-
-def clean_text_tf(texts, task_name):
-    """In-graph version of the task reader's ``clean_text`` (identity for most tasks)."""
-    for old, new in TEXT_CLEANUPS.get(str(task_name).lower(), ()):
-        texts = tf.strings.regex_replace(texts, _re2_literal(old), new.replace("\\", "\\\\"))
-    return texts
-
 
 # ---------------------------------------------------------------------------- versions
 def next_version(export_dir):
@@ -197,7 +175,7 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
       is_regression: one score per example.
       pair: the task has a second text (``text_b`` becomes a required input).
       uncased: lower-case text, as the ``--uncased`` training flag.
-      task_name: selects the task reader's text cleanup (``TEXT_CLEANUPS``).
+      task_name: selects the task reader's text cleanup (``tokenization.text.TASK_CLEANUPS``).
     """
     import keras
 

@@ -1,7 +1,7 @@
 """In-graph XLNet tokenization (tensorflow-text): strings in, ragged int32 ids out.
 
-The same pipeline as :mod:`xlnet_tf.tokenization.tokenizer` (``encode_ids(sp, preprocess_text(text))``)
-written with TF string ops, so it runs inside ``tf.function``, ``tf.data`` and an exported
+The same pipeline as :mod:`xlnet_tf.tokenization.tokenizer` (``encode_ids(sp, preprocess_text(text))``,
+with the rules declared in :mod:`xlnet_tf.tokenization.text`) written with TF string ops, so it runs inside ``tf.function``, ``tf.data`` and an exported
 SavedModel (the SentencePiece model is embedded in the graph; nothing is read from Python
 at call time):
 
@@ -20,26 +20,27 @@ misses U+00A0 and U+3000; ``\\d`` is ASCII only). The character classes used her
 therefore generated at import time from Python's own predicates, so the in-graph rules use
 exactly the characters the Python rules use. NFKD (ICU vs. Python's ``unicodedata``) and
 lower-casing (ICU vs. ``str.lower``) are checked against Python for every code point below
-U+30000 by ``tests/test_tf_tokenization.py``: they differ only on characters newer than
+U+30000 by ``tests/tokenization/test_tf_tokenization.py``: they differ only on characters newer than
 Python 3.11's Unicode 14.0 tables (ICU decomposes 118 code points Python still calls
 unassigned, and ``tf.strings.lower`` lacks 40 capital letters added in Unicode 14.0).
 
 Known residual difference: SentencePiece segmentations with exactly equal scores (same
 pieces in another order, e.g. ``0 00`` vs ``00 0`` for ``000``) can be broken differently
-by tensorflow-text's SentencePiece build and the ``sentencepiece`` package. On the 257,915
-lines of the shared corpora (``bench/bench_tokenization.py``) cased ids are identical on
-every line; lower-cased, one line differs by such a tie.
+by tensorflow-text's SentencePiece build and the ``sentencepiece`` package. On 257,915
+lines of WikiText-2, Gutenberg, Shakespeare, SQuAD, IMDB and GLUE text
+(``bench/bench_tokenization.py``) cased ids are identical on every line; lower-cased, one
+line differs by such a tie.
 
 Subword sampling (``sample=True``) is Python-only.
 """
 import base64
 import os
-import unicodedata
 
 import keras
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from xlnet_tf.tokenization import text as text_rules
 from xlnet_tf.tokenization import tokenizer as tokenization
 
 _SPIECE_UNDERLINE = tokenization.SPIECE_UNDERLINE
@@ -64,9 +65,10 @@ def _char_class(predicate):
     return "".join(f"\\x{{{a:X}}}" if a == b else f"\\x{{{a:X}}}-\\x{{{b:X}}}" for a, b in ranges)
 
 
-# Built once at import from the running Python's Unicode tables (same source as tokenization.py).
-_WHITESPACE = _char_class(str.isspace)                                      # str.split()/strip()
-_COMBINING = _char_class(lambda c: unicodedata.combining(c) != 0)          # accents etc.
+# Built once at import from the running Python's Unicode tables, with the predicates of the
+# Python rules (text.py, and str.isdigit of the digit-comma rule in tokenizer.py).
+_WHITESPACE = _char_class(text_rules.is_space)                              # str.split()/strip()
+_COMBINING = _char_class(text_rules.is_accent)                             # accents etc.
 _DIGIT = _char_class(str.isdigit)                                          # str.isdigit()
 
 _WHITESPACE_RUN = f"[{_WHITESPACE}]+"
@@ -77,7 +79,7 @@ _STARTS_WITH_UNDERLINE = f"(?s){_SPIECE_UNDERLINE}.*"
 
 
 def preprocess_text(texts, lower=False, remove_space=True, keep_accents=False):
-    """In-graph :func:`xlnet_tf.tokenization.tokenizer.preprocess_text` on a string tensor (any shape).
+    """In-graph :func:`xlnet_tf.tokenization.text.preprocess_text` on a string tensor (any shape).
 
     Args:
       texts: ``tf.string`` tensor of UTF-8 text.
@@ -88,9 +90,7 @@ def preprocess_text(texts, lower=False, remove_space=True, keep_accents=False):
     if remove_space:
         texts = tf.strings.regex_replace(texts, _WHITESPACE_RUN, " ")
         texts = tf.strings.regex_replace(texts, _EDGE_SPACE, "")
-    # Left-to-right non-overlapping replacement, like str.replace.
-    texts = tf.strings.regex_replace(texts, "``", '"')
-    texts = tf.strings.regex_replace(texts, "''", '"')
+    texts = text_rules.replace_literals_tf(texts, text_rules.QUOTE_REPLACEMENTS)
     if not keep_accents:
         texts = tf_text.normalize_utf8(texts, "NFKD")
         texts = tf.strings.regex_replace(texts, _COMBINING_RUN, "")

@@ -1,11 +1,12 @@
-"""Python tokenization for XLNet: text rules, SentencePiece pieces and ids.
+"""Python tokenization for XLNet: SentencePiece pieces and ids, XLNet's special ids.
 
 This module reproduces the original XLNet text pipeline (``prepro_utils.py`` and the
 constants of ``data_utils.py``):
 
     ids = encode_ids(sp_model, preprocess_text(text, lower=uncased))
 
-* :func:`preprocess_text` — strip and collapse whitespace, turn the LaTeX-style quotes
+* :func:`preprocess_text` (declared in :mod:`xlnet_tf.tokenization.text` with the rules
+  the in-graph path shares) — strip and collapse whitespace, turn the LaTeX-style quotes
   ``\\`\\``` and ``''`` into ``"``, NFKD-normalise and drop combining characters (accents)
   unless ``keep_accents``, and lower-case last when ``lower``.
 * :func:`encode_pieces` — SentencePiece pieces plus the digit–comma rule: a piece such as
@@ -14,13 +15,14 @@ constants of ``data_utils.py``):
 * :class:`Tokenizer` — loads a SentencePiece model, checks that XLNet's special symbols sit
   at their fixed ids and bundles the above with one ``lower``/``keep_accents`` setting.
 
-The in-graph version (tensorflow-text) of the same rules lives in
-``xlnet_tf/tf_tokenization.py`` and is tested to give identical ids.
+The in-graph version (tensorflow-text) of the same pipeline lives in
+:mod:`xlnet_tf.tokenization.in_graph` and is tested to give identical ids.
 """
 import os
-import unicodedata
 
 import sentencepiece as spm
+
+from xlnet_tf.tokenization.text import preprocess_text
 
 SPIECE_UNDERLINE = "\u2581"  # "▁", SentencePiece's word-boundary marker.
 
@@ -67,36 +69,6 @@ SQUAD_SEG_ID_PAD = 3
 # Subword-regularisation settings of the original when sample=True.
 SAMPLE_NBEST_SIZE = 64
 SAMPLE_ALPHA = 0.1
-
-
-def preprocess_text(inputs, lower=False, remove_space=True, keep_accents=False):
-    """Applies the original text rules, in the original order.
-
-    1. ``remove_space``: strip, then collapse every whitespace run (``str.split()`` rules,
-       so Unicode spaces count too) to one ASCII space.
-    2. ``\\`\\``` and ``''`` become ``"`` (the LaTeX-style quotes of tokenized corpora).
-    3. Unless ``keep_accents``: Unicode NFKD, then drop every character whose canonical
-       combining class is non-zero. NFKD is a *compatibility* decomposition, so ligatures
-       (``ﬁ`` → ``fi``), full-width forms, fractions, superscripts are rewritten too.
-    4. ``lower``: lower-case (after accent stripping; ``str.lower``).
-
-    Args:
-      inputs: a ``str`` (``bytes`` are decoded as UTF-8).
-    Returns:
-      the normalised ``str``.
-    """
-    if isinstance(inputs, bytes):
-        inputs = inputs.decode("utf-8")
-    if not isinstance(inputs, str):
-        raise TypeError(f"preprocess_text expects str or bytes, got {type(inputs).__name__}: {inputs!r}")
-    outputs = " ".join(inputs.strip().split()) if remove_space else inputs
-    outputs = outputs.replace("``", '"').replace("''", '"')
-    if not keep_accents:
-        outputs = unicodedata.normalize("NFKD", outputs)
-        outputs = "".join(c for c in outputs if not unicodedata.combining(c))
-    if lower:
-        outputs = outputs.lower()
-    return outputs
 
 
 def _is_digit_comma_piece(piece):

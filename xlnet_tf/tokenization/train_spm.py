@@ -12,7 +12,7 @@ rest of XLNet hard-codes::
 Input: plain-text files, one sentence (or paragraph) per line.
 
 Text rules: like the original, training reads the **raw** text by default. The XLNet text
-rules (:func:`xlnet_tf.tokenization.tokenizer.preprocess_text`: whitespace collapse, ``\\`\\``/``''``
+rules (:func:`xlnet_tf.tokenization.text.preprocess_text`: whitespace collapse, ``\\`\\``/``''``
 quotes, NFKD + accent stripping, optional lower-casing) are applied at *encode* time, so a
 raw-text model spends a few pieces on accented forms that encoding never produces. Pass
 ``preprocess=True`` (``--preprocess_text``) to train on text that went through the same
@@ -28,13 +28,16 @@ in the same folder and the two files are renamed into place only after the model
 checked, so a failed run leaves nothing that looks complete.
 """
 import glob
+import logging
 import os
-import sys
 import tempfile
 
 import sentencepiece as spm
 
 from xlnet_tf.tokenization import tokenizer as tokenization
+from xlnet_tf.tokenization.text import preprocess_text
+
+log = logging.getLogger("xlnet_tf")
 
 CONTROL_SYMBOLS = ("<cls>", "<sep>", "<pad>", "<mask>", "<eod>")
 # <eop> first so it gets id 8; then the README's punctuation / currency pieces.
@@ -100,7 +103,7 @@ def _iter_preprocessed(files, lower):
         # Invalid bytes become U+FFFD, as SentencePiece does when it reads files itself.
         with open(path, encoding="utf-8", errors="replace") as f:
             for line in f:
-                text = tokenization.preprocess_text(line, lower=lower)
+                text = preprocess_text(line, lower=lower)
                 if text:
                     yield text
 
@@ -140,7 +143,7 @@ def _rewrite_model_prefix(model_path, model_prefix):
 def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_coverage=0.99995,
                         model_type="unigram", input_sentence_size=10_000_000, num_threads=None,
                         preprocess=False, lower=False, max_sentence_length=4192, seed=None,
-                        allow_invalid_utf8=False, overwrite=False, log=print):
+                        allow_invalid_utf8=False, overwrite=False):
     """Trains an XLNet-compatible SentencePiece model and writes ``{model_prefix}.model/.vocab``.
 
     Args:
@@ -160,11 +163,9 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
         error; with True SentencePiece reads it anyway and turns each invalid byte into
         U+FFFD (a warning names the files).
       overwrite: replace existing ``.model``/``.vocab`` files at ``model_prefix``.
-      log: progress printer (``None`` for silence).
     Returns:
       path of the written ``.model`` file.
     """
-    log = log or (lambda *a, **k: None)
     files = expand_inputs(input_files)
     if lower and not preprocess:
         raise ValueError("lower=True only takes effect with preprocess=True (text rules before training).")
@@ -187,7 +188,7 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
                 f"Input file(s) are not valid UTF-8: {described}. Convert them (e.g. "
                 f"`iconv -f latin1 -t utf-8 in.txt > out.txt`), leave them out, or pass "
                 f"--allow_invalid_utf8 to let SentencePiece replace the bad bytes with U+FFFD.")
-        log(f"train_spm: warning: non-UTF-8 lines, bad bytes become U+FFFD: {described}")
+        log.warning("train_spm: non-UTF-8 lines, bad bytes become U+FFFD: %s", described)
     out_dir = os.path.dirname(model_prefix)
     final_model, final_vocab = model_prefix + ".model", model_prefix + ".vocab"
     if not overwrite:
@@ -218,8 +219,9 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
     tmp_dir = tempfile.mkdtemp(prefix=".train_spm_", dir=out_dir)
     tmp_prefix = os.path.join(tmp_dir, "spiece")
     try:
-        log(f"train_spm: {len(files)} file(s), vocab_size={vocab_size}, model_type={model_type}, "
-            f"character_coverage={character_coverage}, preprocess={preprocess}, lower={lower}")
+        log.info("train_spm: %d file(s), vocab_size=%d, model_type=%s, character_coverage=%s, "
+                 "preprocess=%s, lower=%s", len(files), vocab_size, model_type,
+                 character_coverage, preprocess, lower)
         try:
             if preprocess:
                 spm.SentencePieceTrainer.train(
@@ -240,7 +242,8 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
                 raise RuntimeError(f"trained model has {sp.IdToPiece(idx)!r} at id {idx}, expected {sym!r}")
         os.replace(tmp_prefix + ".vocab", final_vocab)
         os.replace(tmp_prefix + ".model", final_model)
-        log(f"train_spm: wrote {final_model} ({sp.GetPieceSize()} pieces) and {final_vocab}")
+        log.info("train_spm: wrote %s (%d pieces) and %s", final_model, sp.GetPieceSize(),
+                 final_vocab)
         return final_model
     finally:
         for name in ("spiece.model", "spiece.vocab"):
@@ -250,45 +253,52 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
         os.rmdir(tmp_dir)
 
 
-def main(argv):
-    del argv
+def define_flags(fv):
+    """The flags of ``python -m xlnet_tf.tokenization.train_spm`` on a fresh FlagValues."""
     from absl import flags
-    FLAGS = flags.FLAGS
+    flags.DEFINE_string("input", None, "Comma-separated files or glob patterns of plain text, "
+                        "one sentence per line.", flag_values=fv)
+    flags.DEFINE_string("model_prefix", None, "Output path without extension (writes .model "
+                        "and .vocab).", flag_values=fv)
+    flags.DEFINE_integer("vocab_size", 32000, "Total number of pieces, specials included.",
+                         flag_values=fv)
+    flags.DEFINE_float("character_coverage", 0.99995, "Fraction of characters kept in the "
+                       "alphabet.", flag_values=fv)
+    flags.DEFINE_enum("model_type", "unigram", ["unigram", "bpe", "char", "word"],
+                      "SentencePiece model type.", flag_values=fv)
+    flags.DEFINE_integer("input_sentence_size", 10_000_000, "Sentences sampled from the corpus "
+                         "for training.", flag_values=fv)
+    flags.DEFINE_integer("num_threads", None, "Trainer threads (default: all CPUs).",
+                         flag_values=fv)
+    flags.DEFINE_bool("preprocess_text", False, "Apply XLNet's text rules to the corpus before "
+                      "training (the original trained on raw text).", flag_values=fv)
+    flags.DEFINE_bool("lower", False, "With --preprocess_text: lower-case too (uncased model).",
+                      flag_values=fv)
+    flags.DEFINE_integer("max_sentence_length", 4192, "Lines longer than this (bytes) are "
+                         "skipped.", flag_values=fv)
+    flags.DEFINE_integer("seed", None, "Random seed for SentencePiece's sampling/shuffling.",
+                         flag_values=fv)
+    flags.DEFINE_bool("allow_invalid_utf8", False, "Accept non-UTF-8 lines (bad bytes become "
+                      "U+FFFD) instead of stopping with an error.", flag_values=fv)
+    flags.DEFINE_bool("overwrite", False, "Replace existing output files.", flag_values=fv)
+    flags.mark_flags_as_required(["input", "model_prefix"], flag_values=fv)
+
+
+def main(F):
+    from xlnet_tf import cli
+    cli.setup_logging()
     try:
         train_sentencepiece(
-            FLAGS.input, FLAGS.model_prefix, vocab_size=FLAGS.vocab_size,
-            character_coverage=FLAGS.character_coverage, model_type=FLAGS.model_type,
-            input_sentence_size=FLAGS.input_sentence_size, num_threads=FLAGS.num_threads,
-            preprocess=FLAGS.preprocess_text, lower=FLAGS.lower,
-            max_sentence_length=FLAGS.max_sentence_length, seed=FLAGS.seed,
-            allow_invalid_utf8=FLAGS.allow_invalid_utf8, overwrite=FLAGS.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"train_spm: error: {e}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _define_flags():
-    from absl import flags
-    flags.DEFINE_string("input", None, "Comma-separated files or glob patterns of plain text, one sentence per line.")
-    flags.DEFINE_string("model_prefix", None, "Output path without extension (writes .model and .vocab).")
-    flags.DEFINE_integer("vocab_size", 32000, "Total number of pieces, specials included.")
-    flags.DEFINE_float("character_coverage", 0.99995, "Fraction of characters kept in the alphabet.")
-    flags.DEFINE_enum("model_type", "unigram", ["unigram", "bpe", "char", "word"], "SentencePiece model type.")
-    flags.DEFINE_integer("input_sentence_size", 10_000_000, "Sentences sampled from the corpus for training.")
-    flags.DEFINE_integer("num_threads", None, "Trainer threads (default: all CPUs).")
-    flags.DEFINE_bool("preprocess_text", False, "Apply XLNet's text rules to the corpus before training "
-                      "(the original trained on raw text).")
-    flags.DEFINE_bool("lower", False, "With --preprocess_text: lower-case too (uncased model).")
-    flags.DEFINE_integer("max_sentence_length", 4192, "Lines longer than this (bytes) are skipped.")
-    flags.DEFINE_integer("seed", None, "Random seed for SentencePiece's sampling/shuffling.")
-    flags.DEFINE_bool("allow_invalid_utf8", False, "Accept non-UTF-8 lines (bad bytes become U+FFFD) "
-                      "instead of stopping with an error.")
-    flags.DEFINE_bool("overwrite", False, "Replace existing output files.")
-    flags.mark_flags_as_required(["input", "model_prefix"])
+            F.input, F.model_prefix, vocab_size=F.vocab_size,
+            character_coverage=F.character_coverage, model_type=F.model_type,
+            input_sentence_size=F.input_sentence_size, num_threads=F.num_threads,
+            preprocess=F.preprocess_text, lower=F.lower,
+            max_sentence_length=F.max_sentence_length, seed=F.seed,
+            allow_invalid_utf8=F.allow_invalid_utf8, overwrite=F.overwrite)
+    except FileExistsError as e:
+        cli.fail(str(e))
 
 
 if __name__ == "__main__":
-    from absl import app
-    _define_flags()
-    app.run(main)
+    from xlnet_tf import cli
+    cli.main_entry(define_flags, main, doc=__doc__)

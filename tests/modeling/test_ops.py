@@ -1,6 +1,6 @@
-"""The hand-written gradients that keep less for the backward pass (layers.layer_norm,
-layers.activation_dropout_dense, layers.dropout_matmul) against TensorFlow's autodiff of
-the plain composite ops, and the whole model's gradients with them (training=True, no
+"""The hand-written gradients of ``ops.py`` that keep less for the backward pass
+(ops.layer_norm, ops.activation_dropout_dense, ops.dropout_matmul) against TensorFlow's
+autodiff of the plain composite ops, and the whole model's gradients with them (training=True, no
 dropout) against the autodiff path (training=False)."""
 
 import numpy as np
@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import xlnet_tf
-from xlnet_tf.modeling import layers
+from xlnet_tf.modeling import ops
 
 
 def _grads(fn, *args):
@@ -31,7 +31,7 @@ def test_layer_norm_gradient_matches_autodiff():
         mean, var = tf.nn.moments(x, axes=[-1], keepdims=True)
         return (x - mean) * tf.math.rsqrt(var + eps) * gamma + beta
 
-    ours = _grads(lambda *a: layers.layer_norm(*a, eps), x, gamma, beta)
+    ours = _grads(lambda *a: ops.layer_norm(*a, eps, True), x, gamma, beta)
     ref = _grads(plain, x, gamma, beta)
     for name, a, b in zip(("y", "dx", "dgamma", "dbeta"), ours, ref):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12, err_msg=name)
@@ -45,20 +45,20 @@ def test_activation_dropout_dense_gradient_matches_autodiff(activation, rate):
     w = rng.standard_normal((16, 4)).astype(np.float32)
     bias = rng.standard_normal(4).astype(np.float32)
     seed = tf.constant([3, 4], tf.int32)
-    act = {"gelu": layers.gelu_tanh, "relu": tf.nn.relu}[activation]
+    act = {"gelu": ops.gelu_tanh, "relu": tf.nn.relu}[activation]
 
     def plain(x, w, bias):  # autodiff through the composite ops, in float64
-        y = layers.dropout(act(x), rate, seed, True)
+        y = ops.dropout(act(x), rate, seed, True)
         return tf.nn.bias_add(tf.matmul(y, w), bias)
 
-    ours = _grads(lambda *a: layers.activation_dropout_dense(*a[:1], activation, *a[1:],
-                                                             rate, seed, True), x, w, bias)
+    ours = _grads(lambda *a: ops.activation_dropout_dense(*a[:1], activation, *a[1:],
+                                                          rate, seed, True), x, w, bias)
     ref = _grads(plain, x.astype(np.float64), w.astype(np.float64), bias.astype(np.float64))
     for name, a, b in zip(("z", "dx", "dw", "dbias"), ours, ref):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=2e-5, atol=2e-5, err_msg=name)
     if rate:
-        # the mask is really applied: some units dropped, same ones as layers.dropout
-        keep = layers.dropout_keep([6, 16], rate, seed)
+        # the mask is really applied: some units dropped, same ones as ops.dropout
+        keep = ops.dropout_keep([6, 16], rate, seed)
         assert 0 < np.mean(keep.numpy()) < 1
         assert np.all(ours[1].numpy()[~keep.numpy()] == 0)
 
@@ -71,9 +71,9 @@ def test_dropout_matmul_gradient_matches_autodiff(rate):
     seed = tf.constant([5, 6], tf.int32)
 
     def plain(a, b):
-        return tf.matmul(layers.dropout(a, rate, seed, True), b)
+        return tf.matmul(ops.dropout(a, rate, seed, True), b)
 
-    ours = _grads(lambda a, b: layers.dropout_matmul(a, b, rate, seed, True), a, b)
+    ours = _grads(lambda a, b: ops.dropout_matmul(a, b, rate, seed, True), a, b)
     ref = _grads(plain, a, b)
     for name, x, y in zip(("out", "da", "db"), ours, ref):
         np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-12, atol=1e-14, err_msg=name)
