@@ -7,8 +7,8 @@ to run before anything is written: a run with a mistake leaves its folders untou
 
 The order of a fine-tuning script:
 
-1. :func:`check_training_flags` and :func:`check_writable_dir` (``--output_dir``,
-   ``--export_dir``): flags only, no TensorFlow.
+1. :func:`check_training_flags` and :func:`check_writable_dir` (``--output_dir``): flags
+   only, no TensorFlow; :func:`check_export_dir` (writable, version folder free).
 2. :func:`resolve_spiece_model` + :func:`load_tokenizer`, :func:`resolve_model_config` +
    :func:`build_config`: the vocabulary and the model size.
 3. :func:`check_init_checkpoint` on a freshly built model; :func:`default_cache_dir` for the
@@ -50,6 +50,18 @@ def check_writable_dir(path, flag):
     if not is_writable_dir(probe):
         raise ValueError(f"--{flag} {path!r} cannot be written ({probe!r} is read-only); "
                          f"choose a writable location")
+
+
+def check_export_dir(export_dir, export_version):
+    """``--export_dir`` / ``--export_version`` before any work: a writable folder (or one that
+    can be created) whose version folder does not exist yet.  Returns the version number to
+    write (default: the next free one); raises ValueError."""
+    from xlnet_tf.serving import check_export_dir as check_versions
+    check_writable_dir(export_dir, "export_dir")
+    try:
+        return check_versions(export_dir, export_version)
+    except FileExistsError as e:
+        raise ValueError(str(e)) from None
 
 
 def default_cache_dir(cache_dir, data_folder, output_dir):
@@ -162,7 +174,8 @@ def resolve_model_config(model_config, output_dir, size_flags_given, init_checkp
     return None, "the size flags' defaults"
 
 
-def build_config(config_path, size, run_options, vocab_size):
+def build_config(config_path, size, run_options, vocab_size,
+                 spiece_model="the SentencePiece model"):
     """The XLNetConfig of a fine-tuning run.
 
     Args:
@@ -170,6 +183,7 @@ def build_config(config_path, size, run_options, vocab_size):
       size: {size flag: value} (``SIZE_FLAGS``) used when ``config_path`` is None.
       run_options: dropout, initializer, ... (``xlnet_tf.cli.model_run_options``).
       vocab_size: pieces of the tokenizer; the model's ``n_token`` must cover them.
+      spiece_model: names the tokenizer's file in the error message.
     """
     from xlnet_tf import XLNetConfig
     if config_path:
@@ -177,9 +191,9 @@ def build_config(config_path, size, run_options, vocab_size):
     else:
         config = XLNetConfig(**size, n_token=vocab_size, **run_options)
     if config.n_token < vocab_size:
-        raise ValueError(f"the model has n_token={config.n_token} but the SentencePiece model "
-                         f"has {vocab_size} pieces; use the SentencePiece model of the "
-                         f"checkpoint")
+        raise ValueError(f"the model has n_token={config.n_token} but --spiece_model "
+                         f"{spiece_model!r} has {vocab_size} pieces; use the SentencePiece "
+                         f"model of the checkpoint")
     return config
 
 

@@ -1,4 +1,5 @@
-"""Tests for xlnet_tf.classification.data: readers, feature layout, records, tf.data input."""
+"""Tests for the classification data side: readers, feature layout (features), cached
+records (records), tf.data input (dataset)."""
 import collections
 import json
 import os
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from xlnet_tf.classification import data as cd
-from xlnet_tf.classification.data import InputExample, PaddingInputExample, get_task
+from xlnet_tf import classification as cd
+from xlnet_tf.classification import InputExample, PaddingInputExample, get_task
+from xlnet_tf.classification.records import MANIFEST_SUFFIX
 from xlnet_tf.tokenization.tokenizer import Tokenizer
 
 FIXTURE_SPM = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model"
@@ -408,17 +410,17 @@ def test_convert_single_example_with_fixture_spm(tokenizer):
     f = cd.convert_single_example(ex, ["a", "b"], 12, tokenizer)
     assert f.input_ids == [0, 20, 125, 134, 924, 4, 213, 433, 82, 353, 4, 3]
     assert f.input_mask == [1] + [0] * 11
-    assert f.segment_ids == [4, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2]
+    assert f.seg_ids == [4, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2]
     assert f.label_id == 1 and f.is_real_example
     # T=8: budget 5, (4, 4) -> tie pops B (4,3), A (3,3), B (3,2).
     f = cd.convert_single_example(ex, ["a", "b"], 8, tokenizer)
     assert f.input_ids == [20, 125, 134, 4, 213, 433, 4, 3]
-    assert f.segment_ids == [0, 0, 0, 0, 1, 1, 1, 2]
+    assert f.seg_ids == [0, 0, 0, 0, 1, 1, 1, 2]
     assert f.input_mask == [0] * 8
     # Regression label stays a float; single text.
     f = cd.convert_single_example(InputExample("y", "the cat sat", None, 3.8), None, 7, tokenizer)
     assert f.input_ids == [0, 20, 125, 134, 924, 4, 3] and f.label_id == 3.8
-    assert f.segment_ids == [4, 0, 0, 0, 0, 0, 2]
+    assert f.seg_ids == [4, 0, 0, 0, 0, 0, 2]
     # Padding example.
     f = cd.convert_single_example(PaddingInputExample(), ["a", "b"], 4, tokenizer)
     assert f == cd.InputFeatures([0] * 4, [1.0] * 4, [0] * 4, 0, False)
@@ -515,7 +517,7 @@ def test_eval_records_padding_and_dataset(tmp_path, tokenizer):
     examples = p.get_dev_examples(data)
     for rec, ex in zip(recs, examples):
         f = cd.convert_single_example(ex, ["0", "1"], 12, tokenizer)
-        assert rec["input_ids"] == f.input_ids and rec["segment_ids"] == f.segment_ids
+        assert rec["input_ids"] == f.input_ids and rec["segment_ids"] == f.seg_ids
         assert rec["input_mask"] == f.input_mask and rec["label_ids"] == [f.label_id]
     assert recs[5] == {"input_ids": [0] * 12, "input_mask": [1.0] * 12, "segment_ids": [0] * 12,
                        "label_ids": [0], "is_real_example": [0]}
@@ -573,7 +575,7 @@ def test_manifest_reuse_and_rebuild(tmp_path, tokenizer):
     r = cd.prepare_classifier_records(p2, data, "dev", lower, 12, eval_batch_size=3, cache_dir=cache,
                                       overwrite_data=True)
     assert not r.reused
-    os.remove(r.path + cd.MANIFEST_SUFFIX)
+    os.remove(r.path + MANIFEST_SUFFIX)
     r = cd.prepare_classifier_records(p2, data, "dev", lower, 12, eval_batch_size=3, cache_dir=cache)
     assert not r.reused
 

@@ -9,11 +9,10 @@ import pytest
 import tensorflow as tf
 
 from xlnet_tf.modeling import checkpoint as ckpt_lib
-from xlnet_tf.classification.model import (SequenceSummary, XLNetClassifier, classification_loss,
-                                 head_scope, regression_loss, task_has_text_b,
-                                 write_predictions)
+from xlnet_tf.classification import (SequenceSummary, XLNetClassifier, classification_loss,
+                                     get_task, head_scope, regression_loss, task_has_text_b,
+                                     write_predictions)
 from xlnet_tf.modeling.config import XLNetConfig
-from xlnet_tf.classification.data import get_task
 from xlnet_tf.modeling.model import XLNetLMModel
 
 TINY = dict(n_layer=2, d_model=16, n_head=2, d_head=8, d_inner=24, ff_activation="gelu",
