@@ -34,7 +34,7 @@ def tokenizer():
 
 
 # ---------------------------------------------------------------------------------------------
-# Readers on the real files in ../shared/data (row counts from SOURCES.md)
+# Readers on the real data sets of the shared_data fixture (row counts from its SOURCES.md)
 # ---------------------------------------------------------------------------------------------
 
 

@@ -173,7 +173,7 @@ def test_rest_instances_and_inputs_match_the_python_pipeline(trained):
     labels = [r["prediction"] for r in trained["rows"]]
     rows = rest_predict(d, json.dumps({"instances": SENTENCES}))
     named = rest_predict(d, {"signature_name": "serving_default",
-                                    "instances": [{"text_a": s} for s in SENTENCES]})
+                             "instances": [{"text_a": s} for s in SENTENCES]})
     cols = rest_predict(d, {"inputs": {"text_a": SENTENCES}})
     bare = rest_predict(d, {"inputs": SENTENCES})
     b64 = rest_predict(d, {"instances": [
@@ -209,6 +209,36 @@ def test_rest_instances_and_inputs_match_the_python_pipeline(trained):
 def test_rest_errors(trained, body, needle):
     answer = rest_predict(trained["version_dir"], body)
     assert set(answer) == {"error"} and needle in answer["error"]
+
+
+def test_serving_command_predict_and_usage_errors(trained, tmp_path, capsys):
+    """``python -m xlnet_tf.serving predict`` prints rest_predict's answer (exit 1 for an
+    error answer); a missing command or --dir is a one-line usage error (exit 2)."""
+    command = importlib.import_module("xlnet_tf.serving.__main__")
+
+    def run(*argv):
+        code = cli.run(command.define_flags, command.main, command.command_argv(argv),
+                       prog="python -m xlnet_tf.serving")
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    d = trained["version_dir"]
+    body = {"instances": [{"text_a": s} for s in SENTENCES[:3]]}
+    code, out, _ = run("predict", "--dir", d, "--request", json.dumps(body))
+    assert code == 0 and json.loads(out) == rest_predict(d, body)
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"inputs": SENTENCES[:2]}))
+    code, out, _ = run("predict", f"--dir={d}", f"--request=@{request}",
+                       "--signature_def=predict_ids")
+    assert code == 1 and "error" in json.loads(out)
+    assert run("--dir", d)[0] == 2 and "give a command first" in run("--dir", d)[2]
+    code, _, err = run("show")
+    assert code == 2 and "--dir is required" in err
+    code, _, err = run("explain", "--dir", d)
+    assert code == 2 and "explain" in err
+    assert command.saved_model_cli_argv(cli.parse(command.define_flags, command.command_argv(
+        ["run", "--dir", "x", "--input_exprs", "a=[1];b=[2]", "--overwrite"]), "t")) == [
+        "run", "--dir=x", "--input_exprs=a=[1];b=[2]", "--overwrite"]
 
 
 def test_saved_model_layout_asset_and_versions(trained):

@@ -3,18 +3,22 @@ evaluate, predict and export.
 
 :class:`ClassifierRun` holds the settings; :func:`fine_tune_classifier` runs
 ``--do_train`` / ``--do_eval`` / ``--do_predict`` (+ ``--export_dir``),
-:func:`export_classifier_run` exports a finished output folder.  Every check (files, the ``--init_checkpoint`` against the model size, an
-output folder of another model, the export folder) runs before the first write into
-``output_dir``; a mistake raises ValueError / FileNotFoundError with the message to show.
-Progress lines go to ``say`` (the script passes ``print``).
+:func:`export_classifier_run` exports a finished output folder.  Every check (files, the
+``--init_checkpoint`` against the model size, an output folder of another model, the export
+folder) runs before the first write into ``output_dir``; a mistake raises ValueError /
+FileNotFoundError with the message to show.  Progress lines go to ``say`` (the script passes
+``print``; default: the ``xlnet_tf`` log).
 """
 import dataclasses
+import logging
 import math
 import os
 from typing import Callable, Optional
 
 from xlnet_tf import finetuning
 from xlnet_tf.classification.readers import get_task, task_has_text_b
+
+log = logging.getLogger("xlnet_tf")
 
 CLASSIFIER_CONFIG = "classifier_config.json"
 GENERIC_TASKS = ("generic", "csv", "tsv")
@@ -75,8 +79,9 @@ def export(model, export_dir, spiece_model, cfg, version, say):
     return path
 
 
-def export_classifier_run(run: ClassifierRun, say: Callable[[str], None] = print):
+def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None]] = None):
     """--export_dir on a finished output_dir (no --do_* flags)."""
+    say = say or log.info
     import keras
 
     from xlnet_tf.classification.model import XLNetClassifier
@@ -103,7 +108,8 @@ def export_classifier_run(run: ClassifierRun, say: Callable[[str], None] = print
     return export(model, run.export_dir, spiece, cfg, version, say)
 
 
-def fine_tune_classifier(run: ClassifierRun, train_config, say: Callable[[str], None] = print):
+def fine_tune_classifier(run: ClassifierRun, train_config,
+                         say: Optional[Callable[[str], None]] = None):
     """--do_train / --do_eval / --do_predict (and --export_dir) in ``run.output_dir``.
 
     ``train_config`` is the TrainConfig of the optimizer flags (``model_dir`` =
@@ -116,6 +122,7 @@ def fine_tune_classifier(run: ClassifierRun, train_config, say: Callable[[str], 
     from xlnet_tf.classification.task import ClassifierTask, classifier_identity
     from xlnet_tf.training import loop as training
 
+    say = say or log.info
     training.configure_cpu_devices(run.num_cpus)
     out = run.output_dir
 
