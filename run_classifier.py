@@ -151,6 +151,8 @@ def check_flags(F):
         cli.fail("--keep_best needs --eval_every=N (the best of the periodic evaluations is "
                  "kept)")
     finetuning.check_writable_dir(F.output_dir, "output_dir")
+    if F.export_dir:
+        finetuning.check_writable_dir(F.export_dir, "export_dir")
 
 
 GENERIC_FLAGS = ("text_a_column", "text_b_column", "label_column", "label_list",

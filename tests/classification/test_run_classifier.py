@@ -81,6 +81,10 @@ def mean_xent(rows, label_ids):
     (["--task=sst-2", "--data_dir=x", "--do_train", "--keep_best"], "--keep_best needs"),
     (["--task=sst-2", "--data_dir=x", "--do_eval", "--eval_every=5"], "needs --do_train"),
     (["--task=sst-2", "--data_dir=x", "--do_eval", "--max_seq_length=2"], "too small"),
+    (["--task=sst-2", "--data_dir=x", "--do_eval", "--export_dir=/proc/none/export"],
+     "--export_dir '/proc/none/export' cannot be written ('/proc' is read-only)"),
+    (["--task=sst-2", "--data_dir=x", "--do_train", "--lr_layer_decay_rate=0"],
+     "--lr_layer_decay_rate must be in (0, 1]"),
 ])
 def test_flag_errors(tmp_path, args, needle):
     code, _, err = run_cli([f"--output_dir={tmp_path / 'out'}", *args])
