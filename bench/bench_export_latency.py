@@ -2,7 +2,7 @@
 
 Builds an XLNet classifier with random weights (default: the XLNet-base shape, 12 layers,
 d_model 768, 12 heads, d_inner 3072, 32000 tokens; 2 labels, summary 'last' + projection),
-exports it with ``xlnet_tf.serving.saved_model.export_classifier`` (max_seq_length 128), loads the
+exports it with ``xlnet_tf.classification.export_classifier`` (max_seq_length 128), loads the
 SavedModel back with ``tf.saved_model.load`` (tensorflow_text imported first, as a server
 would) and times its signatures:
 
@@ -52,8 +52,7 @@ def make_texts(batch, seed):
 def export_random_model(args, out_dir):
     import tensorflow as tf
 
-    from xlnet_tf.serving import saved_model as export
-    from xlnet_tf.classification.model import XLNetClassifier
+    from xlnet_tf.classification import XLNetClassifier, export_classifier
     from xlnet_tf.modeling.config import XLNetConfig
     config = XLNetConfig(n_layer=args.n_layer, d_model=args.d_model, n_head=args.n_head,
                          d_head=args.d_model // args.n_head, d_inner=args.d_inner,
@@ -62,8 +61,8 @@ def export_random_model(args, out_dir):
     model = XLNetClassifier(config, n_class=2, task_name="bench")
     log("export", f"{config.n_layer} layers, d_model {config.d_model}, {config.n_token} tokens, "
                   f"{model.count_params():,} parameters")
-    return export.export_classifier(model, out_dir, SPM, max_seq_length=args.seq_len,
-                                    label_list=["0", "1"], task_name="bench")
+    return export_classifier(model, out_dir, SPM, max_seq_length=args.seq_len,
+                             label_list=["0", "1"], task_name="bench")
 
 
 def main():
@@ -84,7 +83,7 @@ def main():
     import tensorflow_text  # noqa: F401 - the SavedModel's ops, registered before loading
     import tensorflow as tf
 
-    from xlnet_tf.classification.data import pack_ids
+    from xlnet_tf.classification import pack_ids
     from xlnet_tf.tokenization.tokenizer import Tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,11 +6,10 @@ scikit-learn is not a project dependency; run this with a side environment, e.g.
     /work/venvs/sklearn/bin/pip install scikit-learn
     /work/venvs/sklearn/bin/python tools/compare_metrics_sklearn.py
 
-It loads ``xlnet_tf/metrics.py`` by path (pure numpy; no TensorFlow import), draws random
+It imports ``xlnet_tf.classification.metrics`` (pure numpy; no TensorFlow import), draws random
 binary / multi-class / regression problems with ties and sample weights, and prints the largest
 absolute difference per metric. Exit status 1 if any difference exceeds 1e-10.
 """
-import importlib.util
 import pathlib
 import sys
 import warnings
@@ -21,10 +20,8 @@ import sklearn
 from scipy import stats
 from sklearn import metrics as skm
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("xlnet_metrics", ROOT / "xlnet_tf" / "metrics.py")
-ours = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ours)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from xlnet_tf.classification import metrics as ours  # noqa: E402
 
 
 def main(trials=500, tol=1e-10, seed=0):

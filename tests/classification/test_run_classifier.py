@@ -2,11 +2,13 @@
 numbers it reports recomputed independently from its prediction files, the original-named
 checkpoint it writes, and its refusals of bad input (nothing in output_dir touched).
 
-The script's ``main`` runs in this process (absl flags parsed per call) to keep the module
-fast; the fresh-process check of the exported SavedModel lives in tests/test_export.py.
+The script's ``main`` runs in this process (``cli.run``: flags parsed on a fresh FlagValues per
+call) to keep the module fast; the fresh-process check of the exported SavedModel lives in
+tests/serving/test_export.py.
 """
 import contextlib
 import csv
+import importlib
 import io
 import json
 import math
@@ -15,8 +17,10 @@ import pathlib
 
 import numpy as np
 import pytest
-from absl import flags
-from conftest import script_module
+
+from xlnet_tf import cli
+
+SCRIPT = importlib.import_module("run_classifier")
 
 
 FIXTURE_SPM = str(pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model")
@@ -26,20 +30,10 @@ TINY = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32
 
 
 def run_cli(args):
-    """Run run_classifier.main with ``args``; returns (exit code, stdout, stderr)."""
-    script = script_module('run_classifier')   # installs this script's flags
-    FLAGS = flags.FLAGS
-    FLAGS.unparse_flags()
-    FLAGS(["run_classifier.py", *args])
+    """Run run_classifier.py's main in this process; returns (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
-    code = 0
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            script.main([])
-    except SystemExit as e:
-        code = e.code
-    finally:
-        FLAGS.unparse_flags()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.run(SCRIPT.define_flags, SCRIPT.main, args, prog="run_classifier.py")
     return code, out.getvalue(), err.getvalue()
 
 
@@ -87,6 +81,10 @@ def mean_xent(rows, label_ids):
     (["--task=sst-2", "--data_dir=x", "--do_train", "--keep_best"], "--keep_best needs"),
     (["--task=sst-2", "--data_dir=x", "--do_eval", "--eval_every=5"], "needs --do_train"),
     (["--task=sst-2", "--data_dir=x", "--do_eval", "--max_seq_length=2"], "too small"),
+    (["--task=sst-2", "--data_dir=x", "--do_eval", "--export_dir=/proc/none/export"],
+     "--export_dir '/proc/none/export' cannot be written ('/proc' is read-only)"),
+    (["--task=sst-2", "--data_dir=x", "--do_train", "--lr_layer_decay_rate=0"],
+     "--lr_layer_decay_rate must be in (0, 1]"),
 ])
 def test_flag_errors(tmp_path, args, needle):
     code, _, err = run_cli([f"--output_dir={tmp_path / 'out'}", *args])

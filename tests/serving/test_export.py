@@ -4,6 +4,7 @@ TF1-session loader TF Serving uses (saved_model_cli run); both signatures with t
 method; the SentencePiece asset; version folders; the TF Serving REST emulation in the
 ``instances`` and ``inputs`` formats."""
 import base64
+import importlib
 import json
 import os
 import pathlib
@@ -13,15 +14,16 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
+from xlnet_tf import cli
+from xlnet_tf.classification import XLNetClassifier, export_classifier, get_task, pack_ids
 from xlnet_tf.modeling import checkpoint as ckpt_lib
-from xlnet_tf.serving import saved_model as export
-from xlnet_tf.classification.model import XLNetClassifier
 from xlnet_tf.modeling.config import XLNetConfig
-from xlnet_tf.classification.data import get_task, pack_ids
+from xlnet_tf.serving import check_export_dir, rest_predict
+from xlnet_tf.tokenization.text import clean_text_tf
 from xlnet_tf.tokenization.tokenizer import Tokenizer
-from conftest import script_module
+
+SCRIPT = importlib.import_module("run_classifier")
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE_SPM = str(REPO / "tests" / "fixtures" / "spiece_test.model")
@@ -41,17 +43,8 @@ SENTENCES = [
 
 
 def run_cli(args):
-    script = script_module('run_classifier')   # installs this script's flags
-    FLAGS = flags.FLAGS
-    FLAGS.unparse_flags()
-    FLAGS(["run_classifier.py", *args])
-    try:
-        script.main([])
-        return 0
-    except SystemExit as e:
-        return e.code
-    finally:
-        FLAGS.unparse_flags()
+    """Run run_classifier.py's main in this process; returns the exit code."""
+    return cli.run(SCRIPT.define_flags, SCRIPT.main, args, prog="run_classifier.py")
 
 
 @pytest.fixture(scope="module")
@@ -126,11 +119,11 @@ def test_fresh_process_and_saved_model_cli_match_do_predict(trained, tmp_path):
     --all, saved_model_cli run of both signatures (the TF1 session loader TF Serving uses)."""
     d = trained["version_dir"]
     load = _py(["-c", FRESH_PROCESS, d, json.dumps(SENTENCES)])
-    show = _py(["-m", "xlnet_tf.serving.saved_model", "show", "--dir", d, "--all"])
+    show = _py(["-m", "xlnet_tf.serving", "show", "--dir", d, "--all"])
     outdir = tmp_path / "cli_out"
     exprs = "text_a=" + json.dumps(SENTENCES)
     assert ";" not in exprs                        # saved_model_cli splits --input_exprs at ';'
-    run = _py(["-m", "xlnet_tf.serving.saved_model", "run", "--dir", d, "--tag_set", "serve",
+    run = _py(["-m", "xlnet_tf.serving", "run", "--dir", d, "--tag_set", "serve",
                "--signature_def", "serving_default", "--input_exprs", exprs,
                "--outdir", str(outdir)])
     tok = Tokenizer(FIXTURE_SPM, lower=True)
@@ -138,7 +131,7 @@ def test_fresh_process_and_saved_model_cli_match_do_predict(trained, tmp_path):
     ids_exprs = ";".join(f"{k}={json.dumps([p[i] for p in packed])}"
                          for i, k in enumerate(("input_ids", "input_mask", "seg_ids")))
     ids_outdir = tmp_path / "cli_ids_out"
-    run_ids = _py(["-m", "xlnet_tf.serving.saved_model", "run", "--dir", d, "--tag_set", "serve",
+    run_ids = _py(["-m", "xlnet_tf.serving", "run", "--dir", d, "--tag_set", "serve",
                    "--signature_def", "predict_ids", "--input_exprs", ids_exprs,
                    "--outdir", str(ids_outdir)])
     results = {name: p.communicate(timeout=300) + (p.returncode,)
@@ -178,12 +171,12 @@ def test_rest_instances_and_inputs_match_the_python_pipeline(trained):
     d = trained["version_dir"]
     want = _expected_probs(trained)
     labels = [r["prediction"] for r in trained["rows"]]
-    rows = export.rest_predict(d, json.dumps({"instances": SENTENCES}))
-    named = export.rest_predict(d, {"signature_name": "serving_default",
-                                    "instances": [{"text_a": s} for s in SENTENCES]})
-    cols = export.rest_predict(d, {"inputs": {"text_a": SENTENCES}})
-    bare = export.rest_predict(d, {"inputs": SENTENCES})
-    b64 = export.rest_predict(d, {"instances": [
+    rows = rest_predict(d, json.dumps({"instances": SENTENCES}))
+    named = rest_predict(d, {"signature_name": "serving_default",
+                             "instances": [{"text_a": s} for s in SENTENCES]})
+    cols = rest_predict(d, {"inputs": {"text_a": SENTENCES}})
+    bare = rest_predict(d, {"inputs": SENTENCES})
+    b64 = rest_predict(d, {"instances": [
         {"text_a": {"b64": base64.b64encode(s.encode()).decode()}} for s in SENTENCES]})
     assert rows == named == b64
     assert cols == bare
@@ -198,7 +191,7 @@ def test_rest_instances_and_inputs_match_the_python_pipeline(trained):
     # predict_ids with the Python tokenizer + packer gives the same answer
     tok = Tokenizer(FIXTURE_SPM, lower=True)
     packed = [pack_ids(tok.encode_ids(s), None, T) for s in SENTENCES]
-    ids = export.rest_predict(d, {"signature_name": "predict_ids", "inputs": {
+    ids = rest_predict(d, {"signature_name": "predict_ids", "inputs": {
         "input_ids": [p[0] for p in packed], "input_mask": [p[1] for p in packed],
         "seg_ids": [p[2] for p in packed]}})
     np.testing.assert_allclose(ids["outputs"]["probabilities"], want, atol=1e-5, rtol=0)
@@ -214,8 +207,38 @@ def test_rest_instances_and_inputs_match_the_python_pipeline(trained):
     ({"inputs": {"text_a": "one text"}}, "shape []"),
 ])
 def test_rest_errors(trained, body, needle):
-    answer = export.rest_predict(trained["version_dir"], body)
+    answer = rest_predict(trained["version_dir"], body)
     assert set(answer) == {"error"} and needle in answer["error"]
+
+
+def test_serving_command_predict_and_usage_errors(trained, tmp_path, capsys):
+    """``python -m xlnet_tf.serving predict`` prints rest_predict's answer (exit 1 for an
+    error answer); a missing command or --dir is a one-line usage error (exit 2)."""
+    command = importlib.import_module("xlnet_tf.serving.__main__")
+
+    def run(*argv):
+        code = cli.run(command.define_flags, command.main, command.command_argv(argv),
+                       prog="python -m xlnet_tf.serving")
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    d = trained["version_dir"]
+    body = {"instances": [{"text_a": s} for s in SENTENCES[:3]]}
+    code, out, _ = run("predict", "--dir", d, "--request", json.dumps(body))
+    assert code == 0 and json.loads(out) == rest_predict(d, body)
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"inputs": SENTENCES[:2]}))
+    code, out, _ = run("predict", f"--dir={d}", f"--request=@{request}",
+                       "--signature_def=predict_ids")
+    assert code == 1 and "error" in json.loads(out)
+    assert run("--dir", d)[0] == 2 and "give a command first" in run("--dir", d)[2]
+    code, _, err = run("show")
+    assert code == 2 and "--dir is required" in err
+    code, _, err = run("explain", "--dir", d)
+    assert code == 2 and "explain" in err
+    assert command.saved_model_cli_argv(cli.parse(command.define_flags, command.command_argv(
+        ["run", "--dir", "x", "--input_exprs", "a=[1];b=[2]", "--overwrite"]), "t")) == [
+        "run", "--dir=x", "--input_exprs=a=[1];b=[2]", "--overwrite"]
 
 
 def test_saved_model_layout_asset_and_versions(trained):
@@ -228,12 +251,12 @@ def test_saved_model_layout_asset_and_versions(trained):
     assert run_cli([f"--output_dir={trained['out']}",
                     f"--export_dir={trained['export_dir']}"]) == 0
     assert sorted(os.listdir(trained["export_dir"])) == ["1", "2"]   # no temporary folders
-    a = export.rest_predict(str(d), {"inputs": SENTENCES})
-    b = export.rest_predict(str(trained["export_dir"] / "2"), {"inputs": SENTENCES})
+    a = rest_predict(str(d), {"inputs": SENTENCES})
+    b = rest_predict(str(trained["export_dir"] / "2"), {"inputs": SENTENCES})
     np.testing.assert_allclose(a["outputs"]["probabilities"], b["outputs"]["probabilities"],
                                atol=1e-6)
     with pytest.raises(FileExistsError, match="never overwritten"):
-        export.check_export_dir(str(trained["export_dir"]), 2)
+        check_export_dir(str(trained["export_dir"]), 2)
     assert run_cli([f"--output_dir={trained['out']}", f"--export_dir={trained['export_dir']}",
                     "--export_version=1"]) == 2
 
@@ -250,7 +273,7 @@ def test_pair_model_text_b_and_empty_strings(tmp_path, regression):
     for v in model.weights:
         v.assign(rng.normal(0, 0.3, v.shape).astype(np.float32))
     labels = None if regression else ["contradiction", "entailment", "neutral"]
-    path = export.export_classifier(model, str(tmp_path / "exp"), FIXTURE_SPM,
+    path = export_classifier(model, str(tmp_path / "exp"), FIXTURE_SPM,
                                     max_seq_length=T, label_list=labels, pair=True,
                                     is_regression=regression, task_name="mnli_matched")
     a = ["The cat sat on the mat.", "", " ".join(["long premise"] * 40), "x"]
@@ -261,9 +284,9 @@ def test_pair_model_text_b_and_empty_strings(tmp_path, regression):
              "input_mask": tf.constant([p[1] for p in packed], tf.float32),
              "seg_ids": tf.constant([p[2] for p in packed], tf.int32)}
     logits = model(feats)["logits"].numpy()
-    rows = export.rest_predict(path, {"instances": [{"text_a": x, "text_b": y}
+    rows = rest_predict(path, {"instances": [{"text_a": x, "text_b": y}
                                                     for x, y in zip(a, b)]})
-    cols = export.rest_predict(path, {"inputs": {"text_a": a, "text_b": b}})
+    cols = rest_predict(path, {"inputs": {"text_a": a, "text_b": b}})
     np.testing.assert_allclose(cols["outputs"]["logits"], logits, atol=1e-5, rtol=0)
     if regression:
         assert set(cols["outputs"]) == {"score", "logits"}
@@ -274,9 +297,9 @@ def test_pair_model_text_b_and_empty_strings(tmp_path, regression):
         np.testing.assert_allclose([p["probabilities"] for p in rows["predictions"]], probs,
                                    atol=1e-5, rtol=0)
         assert cols["outputs"]["label"] == [labels[i] for i in logits.argmax(1)]
-    bad = export.rest_predict(path, {"inputs": {"text_a": a, "text_b": b[:2]}})
+    bad = rest_predict(path, {"inputs": {"text_a": a, "text_b": b[:2]}})
     assert "same number of texts" in bad["error"]
-    missing = export.rest_predict(path, {"instances": ["only a"]})
+    missing = rest_predict(path, {"instances": ["only a"]})
     assert "several inputs" in missing["error"]
 
 
@@ -284,5 +307,5 @@ def test_text_cleanup_in_graph_equals_the_readers():
     texts = ['a<br />b<br /><br />c', 'say \\"hi\\" and ""so"" \\n next', 'plain, 1,000']
     for task in ("imdb", "yelp2", "yelp5", "sst-2"):
         want = [get_task(task).clean_text(t) for t in texts]
-        got = [x.decode() for x in export.clean_text_tf(tf.constant(texts), task).numpy()]
+        got = [x.decode() for x in clean_text_tf(tf.constant(texts), task).numpy()]
         assert got == want, task

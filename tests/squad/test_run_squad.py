@@ -198,7 +198,7 @@ def test_export_answers_like_predictions_json_in_a_fresh_process(trained, tmp_pa
     code, stdout, stderr = run_cli([f"--output_dir={trained['out']}",
                                     f"--export_dir={trained['export']}"], capsys)
     assert code == 0, stderr
-    from xlnet_tf.serving.saved_model import rest_predict
+    from xlnet_tf.serving import rest_predict
     reply = rest_predict(str(trained["export"] / "2"), {"instances": [
         {"question": q, "context": c} for _, q, c in triples[:5]]})
     assert [r["answer"] for r in reply["predictions"]] == [preds[i] for i, _, _ in triples[:5]]

@@ -232,7 +232,7 @@ def test_fresh_process_answers_equal_the_python_pipeline(exported):
 
 
 def test_rest_emulation_and_predict_features(exported):
-    from xlnet_tf.serving.saved_model import rest_predict
+    from xlnet_tf.serving import rest_predict
     e = exported["examples"][3]
     body = {"instances": [{"question": e.question_text, "context": e.paragraph_text}]}
     reply = rest_predict(exported["path"], json.dumps(body))

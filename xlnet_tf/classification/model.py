@@ -1,7 +1,8 @@
 """Sequence classification / regression on top of the XLNet backbone.
 
-The original's ``get_pooled_out`` + ``get_classification_loss`` / ``get_regression_loss``
-(spec 1.13, 1.14, 2.2) as Keras 3 objects:
+The original's ``summarize_sequence`` and the logit layer of ``get_classification_loss`` /
+``get_regression_loss`` (``modeling.py``, ``function_builder.py``) as Keras 3 objects; the
+losses and the fine-tuning task are in ``xlnet_tf.classification.task``:
 
 * :class:`SequenceSummary` — ``summarize_sequence``: one vector per example from the
   backbone output ``hidden [B, T, d]``, by ``summary_type``
@@ -33,29 +34,17 @@ Fine-tuning never uses the Transformer-XL memory nor bi_data (the original's Run
 fine-tuning copies neither), so the classifier forces ``mem_len=None, reuse_len=None,
 bi_data=False, same_length=False, attn_type='bi'`` on the config it is given.
 """
-import json
 import math
-import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from xlnet_tf.modeling.config import XLNetConfig
+from xlnet_tf.finetuning import finetune_config
 from xlnet_tf.modeling.layers import NEG_INF, LayerNorm, dropout, fold_seed, initializer
 from xlnet_tf.modeling.model import XLNetModel, model_from_config
-from xlnet_tf.training import Task
 
 SUMMARY_TYPES = ("last", "first", "mean", "attn")
 MODEL_INPUT_KEYS = ("input_ids", "seg_ids", "input_mask")
-
-
-def finetune_config(config):
-    """The config a fine-tuning model runs with: no memory, no bi_data, bidirectional."""
-    if isinstance(config, dict):
-        config = XLNetConfig.from_dict(config)
-    return config.replace(mem_len=None, reuse_len=None, bi_data=False, same_length=False,
-                          attn_type="bi")
 
 
 def head_scope(task_name, is_regression=False, cls_scope=None):
@@ -250,208 +239,3 @@ class XLNetClassifier(keras.Model):
                                         training=training)                   # [B, d]
         logits = tf.cast(self.logit(summary), tf.float32)                    # [B, C]
         return {"logits": logits}
-
-
-def classification_loss(logits, labels, weights=None):
-    """Per-example ``-log softmax(logits)[label]`` [B] (weights multiply it)."""
-    loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(labels, tf.int32), logits=tf.cast(logits, tf.float32))  # [B]
-    return loss if weights is None else loss * tf.cast(weights, tf.float32)
-
-
-def regression_loss(logits, labels, weights=None):
-    """Per-example ``(score - label)^2`` [B]; ``logits`` [B, 1] or [B]."""
-    score = tf.reshape(tf.cast(logits, tf.float32), [-1])                    # [B]
-    loss = tf.square(score - tf.cast(labels, tf.float32))                    # [B]
-    return loss if weights is None else loss * tf.cast(weights, tf.float32)
-
-
-# ============================================================================ fine-tuning
-# The task the shared training loop (xlnet_tf.training.loop.train) runs for run_classifier.py,
-# and evaluation / prediction over the cached classifier records.
-
-def task_has_text_b(processor):
-    """Whether a task reader yields a second text (then the export takes ``text_b``)."""
-    columns = getattr(processor, "columns", None)
-    if isinstance(columns, dict):                                 # the generic task
-        return columns.get("text_b") is not None
-    layouts = getattr(processor, "layouts", None) or ()
-    return any(getattr(layout, "text_b", None) is not None for layout in layouts)
-
-
-class ClassifierTask(Task):
-    """Fine-tuning job for :func:`xlnet_tf.training.loop.train`.
-
-    Args:
-      config: the XLNetConfig (fine-tuning options are forced by the model).
-      processor: task reader from ``xlnet_tf.classification.data.get_task``.
-      train_record: TFRecord file of the training split (``prepare_classifier_records``).
-      max_seq_length: T.
-      summary_type, use_summ_proj, cls_scope: head options.
-      seed, shuffle_buffer: training input order.
-      spiece_model: copied next to the final original-named checkpoint.
-    """
-
-    def __init__(self, config, processor, train_record, max_seq_length, *, summary_type="last",
-                 use_summ_proj=True, cls_scope=None, seed=0, shuffle_buffer=2048,
-                 spiece_model=None):
-        self.config = finetune_config(config)
-        self.processor = processor
-        self.train_record = train_record
-        self.max_seq_length = int(max_seq_length)
-        self.summary_type, self.use_summ_proj = summary_type, bool(use_summ_proj)
-        self.cls_scope = cls_scope or None
-        self.seed, self.shuffle_buffer = seed, shuffle_buffer
-        self.spiece_model = spiece_model
-        self.is_regression = bool(processor.is_regression)
-        self.label_list = None if self.is_regression else list(processor.label_list)
-        self.identity = classifier_identity(self.config, processor, self.max_seq_length,
-                                            summary_type, use_summ_proj, cls_scope)
-
-    def build_model(self, dtype=None):
-        kwargs = {"dtype": dtype} if dtype else {}
-        return XLNetClassifier(
-            self.config, n_class=1 if self.is_regression else len(self.label_list),
-            task_name=self.processor.name, is_regression=self.is_regression,
-            summary_type=self.summary_type, use_summ_proj=self.use_summ_proj,
-            cls_scope=self.cls_scope, **kwargs)
-
-    def dataset(self, input_context, per_replica_batch, skip_batches):
-        from xlnet_tf.classification.data import classifier_dataset
-        replicas = input_context.num_replicas_in_sync if input_context is not None else 1
-        ds = classifier_dataset(self.train_record, per_replica_batch * replicas, True,
-                                self.max_seq_length, self.is_regression,
-                                input_context=input_context, seed=self.seed,
-                                shuffle_buffer=self.shuffle_buffer)
-        return ds.skip(skip_batches) if skip_batches else ds
-
-    def loss(self, model, batch, state, training):
-        logits = model(batch, training=training)["logits"]                   # [b, C]
-        if self.is_regression:
-            per_example = regression_loss(logits, batch["label"])            # [b]
-            return tf.reduce_mean(per_example), state, {}
-        per_example = classification_loss(logits, batch["label"])            # [b]
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32),
-                                   tf.cast(batch["label"], tf.int32)), tf.float32)
-        return tf.reduce_mean(per_example), state, {"accuracy": tf.reduce_mean(correct)}
-
-    def export(self, model, model_dir):
-        """The final weights under the original names: ``model_dir/xlnet_model.ckpt`` (its
-        ``global_step`` = the step of the newest loop checkpoint)."""
-        from xlnet_tf.modeling import checkpoint as ckpt_lib
-        latest = tf.train.latest_checkpoint(model_dir)
-        step = int(latest.rsplit("-", 1)[1]) if latest and latest.rsplit("-", 1)[1].isdigit() \
-            else 0
-        ckpt_lib.save_original_checkpoint(model, os.path.join(model_dir, "xlnet_model.ckpt"),
-                                          global_step=step)
-
-
-def classifier_identity(config, processor, max_seq_length, summary_type, use_summ_proj,
-                        cls_scope):
-    """What makes two fine-tuning runs share an output_dir (written to task.json)."""
-    return {"task": "classifier", "task_name": processor.name,
-            "xlnet_config": finetune_config(config).checkpoint_dict(),
-            "max_seq_length": int(max_seq_length),
-            "label_list": None if processor.is_regression else list(processor.label_list),
-            "is_regression": bool(processor.is_regression), "summary_type": summary_type,
-            "use_summ_proj": bool(use_summ_proj),
-            "head_scope": head_scope(processor.name, processor.is_regression, cls_scope)}
-
-
-class Evaluator:
-    """Logits, loss and metrics of a classifier over a cached (eval or predict) record file.
-
-    The model call is one ``tf.function`` kept for the evaluator's life, so periodic
-    evaluation during training traces once.  Padding rows (``is_real_example = 0``, added so
-    every batch is full) are dropped from the outputs.
-    """
-
-    def __init__(self, processor, record_path, batch_size, max_seq_length):
-        self.processor = processor
-        self.record_path = record_path
-        self.batch_size = int(batch_size)
-        self.max_seq_length = int(max_seq_length)
-        self.is_regression = bool(processor.is_regression)
-        self._fns = {}
-
-    def _fn(self, model):
-        fn = self._fns.get(id(model))
-        if fn is None:
-            @tf.function
-            def fn(batch):
-                logits = model(batch, training=False)["logits"]              # [b, C]
-                return {"logits": logits, "label": batch["label"],
-                        "weight": batch["is_real_example"]}
-            self._fns = {id(model): fn}
-        return fn
-
-    def outputs(self, model):
-        """{"logits": [N, C] float32, "label": [N], "weight": [N]} for the N real examples,
-        in file order."""
-        from xlnet_tf.classification.data import classifier_dataset
-        from xlnet_tf.training import evaluate_dataset
-        ds = classifier_dataset(self.record_path, self.batch_size, False, self.max_seq_length,
-                                self.is_regression)
-        out = evaluate_dataset(self._fn(model), ds)
-        keep = out["weight"] > 0.5
-        return {k: v[keep] for k, v in out.items()}
-
-    def evaluate(self, model):
-        """{metric: value, ..., "loss": mean loss, "num_examples": N}."""
-        from xlnet_tf.classification.metrics import compute_metrics
-        out = self.outputs(model)
-        logits, labels = out["logits"], out["label"]
-        if self.is_regression:
-            loss = float(np.mean((logits[:, 0].astype(np.float64) - labels) ** 2))
-            preds = logits[:, 0]
-        else:
-            z = logits.astype(np.float64)
-            z = z - z.max(axis=-1, keepdims=True)
-            logp = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
-            loss = float(-np.mean(logp[np.arange(len(labels)), labels.astype(np.int64)]))
-            preds = np.argmax(logits, axis=-1)
-        results = {k: float(v) for k, v in compute_metrics(self.processor, preds, labels).items()}
-        results["loss"] = loss
-        results["num_examples"] = int(len(labels))
-        return results
-
-
-def softmax_np(logits):
-    z = np.asarray(logits, np.float64)
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
-
-
-def write_predictions(out_dir, logits, label_list, is_regression, guids=None):
-    """GLUE submission file ``predictions.tsv`` (header ``index<TAB>prediction``; label names,
-    or regression scores with 6 decimals) and ``predict_results.jsonl`` (one JSON object per
-    example: index, prediction, logits, probabilities), both written atomically."""
-    from xlnet_tf.io import atomic_output
-    logits = np.asarray(logits, np.float32)
-    rows, details = [], []
-    if is_regression:
-        for i, score in enumerate(logits[:, 0]):
-            rows.append(f"{i}\t{float(score):.6f}")
-            details.append({"index": i, "prediction": float(score),
-                            "logits": [float(score)]})
-    else:
-        probs = softmax_np(logits)
-        for i, (lg, pr) in enumerate(zip(logits, probs)):
-            label = label_list[int(np.argmax(lg))]
-            rows.append(f"{i}\t{label}")
-            details.append({"index": i, "prediction": label,
-                            "logits": [float(x) for x in lg],
-                            "probabilities": [float(x) for x in pr]})
-    if guids is not None:
-        for d, g in zip(details, guids):
-            d["guid"] = g
-    tsv = os.path.join(out_dir, "predictions.tsv")
-    with atomic_output(tsv) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("index\tprediction\n" + "".join(r + "\n" for r in rows))
-    jsonl = os.path.join(out_dir, "predict_results.jsonl")
-    with atomic_output(jsonl) as tmp:
-        with open(tmp, "w", encoding="utf-8") as f:
-            for d in details:
-                f.write(json.dumps(d) + "\n")
-    return tsv, jsonl

@@ -1,9 +1,6 @@
-"""Classification / regression data: task readers, features, cached TFRecords, tf.data input.
+"""Classification / regression task readers (``get_task(name, **options)``): the original
+``run_classifier.py``'s ``DataProcessor`` classes, for GLUE, IMDB, Yelp and any CSV/TSV.
 
-This is the data side of the original ``run_classifier.py`` + ``classifier_utils.py``.
-
-Readers (``get_task(name, **options)``)
----------------------------------------
 A task processor turns the files of one data set into ``InputExample(guid, text_a, text_b,
 label)`` tuples (``text_b`` is None for single-sentence tasks; ``label`` is a label string from
 ``processor.label_list``, or a float for regression). Registered tasks:
@@ -40,46 +37,22 @@ name is used if present, else a ``{split}*.{ext}`` glob: for train all matches a
 a split such as STS-B's ``train_part1_noheader.tsv`` + ``train_part2_noheader.tsv``), for dev and
 test exactly one match is required.
 
-Features (the original ``convert_single_example``)
---------------------------------------------------
-``A <sep> [B <sep>] <cls>`` with CLS **last**, segment ids A=0 B=1 CLS=2, **left** padding with
-id 0, ``input_mask`` 1 on padding (0 on real tokens), segment id 4 on padding. A pair is
-truncated to ``max_seq_length - 3`` by popping the last token of the longer side (ties from B), a
-single text to ``max_seq_length - 2``. ``pack_ids`` is the pure-Python packer; ``pack_ids_tf``
-is the same on a batch of ragged id tensors (used by the SavedModel's serving signature).
-
-Cached records
---------------
-``prepare_classifier_records`` writes a TFRecord file (features ``input_ids`` int64,
-``input_mask`` float, ``segment_ids`` int64, ``label_ids`` int64 or float for regression,
-``is_real_example`` int64) plus ``<record>.manifest.json`` stating the settings it was made
-with; a later call reuses it only when the manifest matches. ``classifier_dataset`` reads it.
+:func:`task_has_text_b` says whether a reader yields a second text (the serving signature
+then takes ``text_b``).
 """
-
 import csv
 import dataclasses
 import glob
-import hashlib
-import json
+import logging
 import os
 import sys
-import time
 from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import tensorflow as tf
-from absl import logging
 
-from xlnet_tf.io import atomic_output, write_json_atomic
-from xlnet_tf.tokenization import clean_text
-from xlnet_tf.tokenization.tokenizer import CLS_ID, SEG_ID_A, SEG_ID_B, SEG_ID_CLS, SEG_ID_PAD, SEP_ID
+from xlnet_tf.tokenization.text import clean_text
 
-# Pad id of the classification features: 0 (<unk>), as the original, not <pad>=5. Padding is
-# masked out by input_mask, so the id only affects outputs at pad positions.
-PAD_INPUT_ID = 0
-
-MANIFEST_SUFFIX = ".manifest.json"
-MANIFEST_FORMAT_VERSION = 1
+log = logging.getLogger("xlnet_tf")
 
 Column = Union[str, int, None]
 
@@ -87,7 +60,6 @@ Column = Union[str, int, None]
 # ---------------------------------------------------------------------------------------------
 # Examples
 # ---------------------------------------------------------------------------------------------
-
 
 class InputExample(NamedTuple):
     """One example: ``label`` is a label string, or a float for regression tasks."""
@@ -107,14 +79,6 @@ class PaddingInputExample:
 
     def __repr__(self):
         return "PaddingInputExample()"
-
-
-class InputFeatures(NamedTuple):
-    input_ids: List[int]  # [T]
-    input_mask: List[float]  # [T], 1 = padding
-    segment_ids: List[int]  # [T]
-    label_id: Union[int, float]
-    is_real_example: bool
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,20 +152,6 @@ def _dir_listing(data_dir: str) -> str:
     shown = ", ".join(names[:20])
     return shown + (f", ... ({len(names)} entries)" if len(names) > 20 else "")
 
-
-def _file_fingerprint(path: str) -> Dict[str, object]:
-    """Size and mtime of a file, or (for a folder) count, total size and newest mtime of its files."""
-    if os.path.isdir(path):
-        count, size, mtime = 0, 0, 0
-        for root, _, files in os.walk(path):
-            for name in files:
-                st = os.stat(os.path.join(root, name))
-                count += 1
-                size += st.st_size
-                mtime = max(mtime, st.st_mtime_ns)
-        return {"path": os.path.abspath(path), "kind": "dir", "files": count, "size": size, "mtime_ns": mtime}
-    st = os.stat(path)
-    return {"path": os.path.abspath(path), "kind": "file", "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,10 +249,10 @@ class DataProcessor:
                     f"{split}_file=<name> (a comma-separated list reads several)."
                 )
             if len(found) > 1:
-                logging.info("%s/%s: reading %d files matching %r: %s", self.name, split, len(found),
+                log.info("%s/%s: reading %d files matching %r: %s", self.name, split, len(found),
                              pattern, ", ".join(os.path.basename(p) for p in found))
             elif _is_glob(pattern):
-                logging.info("%s/%s: no exact default file, using %s", self.name, split, found[0])
+                log.info("%s/%s: no exact default file, using %s", self.name, split, found[0])
             if split == "train" and not _is_glob(pattern):
                 self._hint_extra_parts(data_dir, candidates, found)
             return found
@@ -319,7 +269,7 @@ class DataProcessor:
                 extra = [p for p in _expand(data_dir, pattern) if p not in used]
                 if extra and (data_dir, pattern) not in hinted:
                     hinted.add((data_dir, pattern))
-                    logging.warning(
+                    log.warning(
                         "%s/train: using %s only; also present: %s. Pass train_file=%r to include them.",
                         self.name, ", ".join(os.path.basename(p) for p in used),
                         ", ".join(os.path.basename(p) for p in extra), pattern)
@@ -451,7 +401,7 @@ class TableProcessor(DataProcessor):
         except StopIteration:
             raise ValueError(f"{path} is empty: task {self.name!r} split {split!r} needs at least one row.") from None
         res = self._resolve_layout(path, first, split)
-        logging.info("%s/%s: reading %s (layout %s)", self.name, split, path, res.layout.name)
+        log.info("%s/%s: reading %s (layout %s)", self.name, split, path, res.layout.name)
         if res.label is None and split != "test":
             raise ValueError(
                 f"{path}: layout {res.layout.name!r} has no label column, so this file can only be the "
@@ -474,7 +424,7 @@ class TableProcessor(DataProcessor):
                 )
             examples.append(self._row_to_example(res, fields, split, where, counter + len(examples)))
         if skipped:
-            logging.warning("%s: skipped %d malformed rows (lines %s%s)", path, len(skipped),
+            log.warning("%s: skipped %d malformed rows (lines %s%s)", path, len(skipped),
                             ", ".join(map(str, skipped[:10])), ", ..." if len(skipped) > 10 else "")
         if not examples:
             raise ValueError(f"{path} has a header but no data rows (task {self.name!r}, split {split!r}).")
@@ -530,8 +480,8 @@ class ColaProcessor(TableProcessor):
     """CoLA (single sentence, labels 0/1, Matthews correlation).
 
     Layouts: GLUE train/dev (4 fields, no header: source, label, original mark, sentence), GLUE
-    test (header ``index sentence``), HF export, and ``sentence<TAB>label`` without header (the
-    lowercased copy in shared/data/glue/CoLA: ``train.lowercased.tsv``,
+    test (header ``index sentence``), HF export, and ``sentence<TAB>label`` without header (as
+    in the lowercased copies some CoLA folders hold: ``train.lowercased.tsv``,
     ``dev_out_of_domain.lowercased.tsv``, found by the ``dev*.tsv`` discovery).
     """
 
@@ -698,7 +648,7 @@ class ImdbProcessor(TableProcessor):
                     text_a=self.clean_text(text), text_b=None, label=label))
         if not examples:
             raise ValueError(f"{path}: no .txt reviews found in neg/ or pos/.")
-        logging.info("%s/%s: read %d reviews from %s", self.name, split, len(examples), path)
+        log.info("%s/%s: read %d reviews from %s", self.name, split, len(examples), path)
         return examples
 
 
@@ -806,7 +756,7 @@ class GenericProcessor(TableProcessor):
             self.label_list = list(label_list)
             self.metric_names = ("accuracy", "f1", "mcc") if len(label_list) == 2 else ("accuracy",)
         if label_column is None:
-            logging.warning("task 'generic' without label_column: only the test split can be read.")
+            log.warning("task 'generic' without label_column: only the test split can be read.")
         self.columns = {
             "text_a": self._column(text_a_column),
             "text_b": self._column(text_b_column),
@@ -936,459 +886,10 @@ def get_task(name: str, **options) -> DataProcessor:
     return cls(**options)
 
 
-# ---------------------------------------------------------------------------------------------
-# Features
-# ---------------------------------------------------------------------------------------------
-
-
-def truncate_seq_pair(tokens_a: List[int], tokens_b: List[int], max_length: int) -> None:
-    """In place: pop the last token of the longer list until ``len(a) + len(b) <= max_length``.
-
-    Ties pop from ``tokens_b`` (the original ``_truncate_seq_pair``). Closed form, used by
-    ``pack_ids_tf``: if the total exceeds the budget, A keeps ``min(len_a, max(ceil(budget/2),
-    budget - len_b))`` tokens and B the rest of the budget.
-    """
-    while len(tokens_a) + len(tokens_b) > max_length:
-        if len(tokens_a) > len(tokens_b):
-            tokens_a.pop()
-        else:
-            tokens_b.pop()
-
-
-def _check_max_seq_length(max_seq_length: int, pair: bool) -> int:
-    need = 3 if pair else 2
-    if int(max_seq_length) != max_seq_length or max_seq_length < need:
-        raise ValueError(
-            f"max_seq_length={max_seq_length} is too small: a {'pair' if pair else 'single text'} needs "
-            f"at least {need} positions for <sep>{' <sep>' if pair else ''} <cls>.")
-    return int(max_seq_length)
-
-
-def pack_ids(ids_a: Sequence[int], ids_b: Optional[Sequence[int]], max_seq_length: int):
-    """Packs token ids into the classification layout (pure Python, no TF).
-
-    Returns ``(input_ids, input_mask, segment_ids)``, each a list of length ``max_seq_length``:
-
-        [0 .. 0  a1 .. an <sep>  b1 .. bm <sep>  <cls>]      input_ids  (left padding with 0)
-        [1 .. 1  0  ..  0   0    0  ..  0   0      0  ]      input_mask (1 = padding, float)
-        [4 .. 4  0  ..  0   0    1  ..  1   1      2  ]      segment_ids
-
-    Inputs longer than the budget are truncated (``max_seq_length - 3`` for a pair with
-    ``truncate_seq_pair``, ``max_seq_length - 2`` for a single text keeping the first tokens).
-    """
-    pair = ids_b is not None
-    T = _check_max_seq_length(max_seq_length, pair)
-    a = [int(i) for i in ids_a]
-    b = [int(i) for i in ids_b] if pair else None
-    if pair:
-        truncate_seq_pair(a, b, T - 3)
-    else:
-        a = a[: T - 2]
-    ids = a + [SEP_ID]
-    segs = [SEG_ID_A] * (len(a) + 1)
-    if pair:
-        ids += b + [SEP_ID]
-        segs += [SEG_ID_B] * (len(b) + 1)
-    ids.append(CLS_ID)
-    segs.append(SEG_ID_CLS)
-    n_pad = T - len(ids)
-    input_ids = [PAD_INPUT_ID] * n_pad + ids
-    input_mask = [1.0] * n_pad + [0.0] * len(ids)
-    segment_ids = [SEG_ID_PAD] * n_pad + segs
-    return input_ids, input_mask, segment_ids
-
-
-def _label_id(label, label_list, is_regression):
-    if is_regression:
-        return float(label)
-    try:
-        return label_list.index(label)
-    except ValueError:
-        raise ValueError(f"label {label!r} is not in the label list {label_list}.") from None
-
-
-def convert_single_example(example, label_list, max_seq_length, tokenizer, is_regression=None):
-    """``InputExample`` → ``InputFeatures`` (the original ``convert_single_example``).
-
-    Args:
-      example: an ``InputExample`` or a ``PaddingInputExample``.
-      label_list: labels in id order, or None for regression.
-      max_seq_length: T.
-      tokenizer: anything with ``encode_ids(text)`` applying the original text rules (e.g.
-        ``xlnet_tf.tokenization.tokenizer.Tokenizer``).
-      is_regression: default ``label_list is None``.
-    """
-    return _convert(example, label_list, max_seq_length, tokenizer, is_regression)[0]
-
-
-def _convert(example, label_list, max_seq_length, tokenizer, is_regression):
-    """``convert_single_example`` plus whether tokens were cut by truncation."""
-    if is_regression is None:
-        is_regression = label_list is None
-    if isinstance(example, PaddingInputExample):
-        T = int(max_seq_length)
-        return InputFeatures([0] * T, [1.0] * T, [0] * T, 0.0 if is_regression else 0, False), False
-    ids_a = tokenizer.encode_ids(example.text_a)
-    ids_b = tokenizer.encode_ids(example.text_b) if example.text_b is not None else None
-    input_ids, input_mask, segment_ids = pack_ids(ids_a, ids_b, max_seq_length)
-    n_tokens = len(ids_a) + (len(ids_b) + 1 if ids_b is not None else 0) + 2
-    feats = InputFeatures(input_ids, input_mask, segment_ids,
-                          _label_id(example.label, label_list, is_regression), True)
-    return feats, n_tokens > int(max_seq_length)
-
-
-def pack_ids_tf(ragged_a, ragged_b, max_seq_length: int):
-    """Batched, in-graph ``pack_ids``: same layout, truncation and padding.
-
-    Args:
-      ragged_a: ``tf.RaggedTensor`` ``[B, (n)]`` of token ids (any integer dtype; a dense
-        ``[B, n]`` tensor is taken as rows of exactly n ids).
-      ragged_b: ``tf.RaggedTensor`` ``[B, (m)]`` or None for single-text tasks.
-      max_seq_length: T (a Python int).
-    Returns:
-      ``(input_ids int32 [B, T], input_mask float32 [B, T], segment_ids int32 [B, T])``.
-    """
-    pair = ragged_b is not None
-    T = _check_max_seq_length(max_seq_length, pair)
-    a = _as_ragged_ids(ragged_a, "ragged_a")  # [B, (n)]
-    len_a = a.row_lengths()  # [B] int64
-    if pair:
-        b = _as_ragged_ids(ragged_b, "ragged_b")  # [B, (m)]
-        len_b = b.row_lengths()  # [B]
-        budget = tf.constant(T - 3, tf.int64)
-        over = len_a + len_b > budget  # [B]
-        keep_a = tf.minimum(len_a, tf.maximum((budget + 1) // 2, budget - len_b))  # [B]
-        new_a = tf.where(over, keep_a, len_a)  # [B]
-        new_b = tf.where(over, budget - new_a, len_b)  # [B]
-        a = _ragged_prefix(a, new_a)
-        b = _ragged_prefix(b, new_b)
-    else:
-        a = _ragged_prefix(a, tf.minimum(len_a, T - 2))
-    nrows = a.nrows()
-    col = lambda v: tf.RaggedTensor.from_tensor(tf.fill(tf.stack([nrows, 1]), tf.constant(v, tf.int32)))  # noqa: E731
-    same = lambda rt, v: rt.with_flat_values(tf.fill(tf.shape(rt.flat_values), tf.constant(v, tf.int32)))  # noqa: E731
-    id_parts = [a, col(SEP_ID)]
-    seg_parts = [same(a, SEG_ID_A), col(SEG_ID_A)]
-    if pair:
-        id_parts += [b, col(SEP_ID)]
-        seg_parts += [same(b, SEG_ID_B), col(SEG_ID_B)]
-    id_parts.append(col(CLS_ID))
-    seg_parts.append(col(SEG_ID_CLS))
-    ids = tf.concat(id_parts, axis=1)  # [B, (len)]
-    segs = tf.concat(seg_parts, axis=1)  # [B, (len)]
-    n_pad = T - ids.row_lengths()  # [B]
-    dense_ids = ids.to_tensor(default_value=PAD_INPUT_ID, shape=[None, T])  # [B, T] right-padded
-    dense_segs = segs.to_tensor(default_value=SEG_ID_PAD, shape=[None, T])  # [B, T]
-    positions = tf.range(T, dtype=tf.int64)[None, :]  # [1, T]
-    # Rotate each row right by its pad count: position j reads (j - n_pad) mod T, which for
-    # j < n_pad lands in the right-padding region.
-    src = (positions - n_pad[:, None]) % T  # [B, T]
-    input_ids = tf.gather(dense_ids, src, batch_dims=1)  # [B, T]
-    segment_ids = tf.gather(dense_segs, src, batch_dims=1)  # [B, T]
-    input_mask = tf.cast(positions < n_pad[:, None], tf.float32)  # [B, T]
-    return input_ids, input_mask, segment_ids
-
-
-def _as_ragged_ids(x, name):
-    """int32 ragged ``[B, (n)]``; a dense ``[B, n]`` tensor counts as rows of full length n."""
-    if not isinstance(x, tf.RaggedTensor):
-        x = tf.convert_to_tensor(x)
-        if x.shape.rank != 2:
-            raise ValueError(f"pack_ids_tf: {name} must be a [batch, (tokens)] RaggedTensor, got shape {x.shape}.")
-        x = tf.RaggedTensor.from_tensor(x)
-    if x.ragged_rank != 1 or x.shape.rank != 2:
-        raise ValueError(f"pack_ids_tf: {name} must be a [batch, (tokens)] RaggedTensor with one ragged "
-                         f"dimension, got shape {x.shape} (ragged_rank {x.ragged_rank}).")
-    if not x.dtype.is_integer:
-        raise ValueError(f"pack_ids_tf: {name} must hold integer token ids, got {x.dtype.name}.")
-    return tf.cast(x, tf.int32)
-
-
-def _ragged_prefix(rt, lengths):
-    """First ``lengths[i]`` values of each row of a ragged-rank-1 tensor."""
-    lengths = tf.cast(lengths, tf.int64)
-    starts = rt.row_starts()  # [B]
-    take = tf.ragged.range(starts, starts + lengths)  # [B, (k)]
-    return tf.RaggedTensor.from_row_lengths(tf.gather(rt.values, take.flat_values), lengths)
-
-
-# ---------------------------------------------------------------------------------------------
-# TFRecords + manifest
-# ---------------------------------------------------------------------------------------------
-
-
-def _sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def tokenizer_settings(tokenizer) -> Dict[str, object]:
-    """What of the tokenizer changes the ids: SentencePiece model hash and text options."""
-    proto = tokenizer.serialized_model_proto() if hasattr(tokenizer, "serialized_model_proto") else None
-    if proto is None:
-        path = getattr(tokenizer, "spiece_model_path", None)
-        if not path:
-            raise ValueError("cannot identify the tokenizer's SentencePiece model for the cache manifest; "
-                             "use xlnet_tf.tokenization.tokenizer.Tokenizer.")
-        with open(path, "rb") as f:
-            proto = f.read()
-    path = getattr(tokenizer, "spiece_model_path", None)
-    return {
-        "spm_sha256": _sha256_bytes(proto),
-        "spm_basename": os.path.basename(path) if path else "spiece",
-        "uncased": bool(getattr(tokenizer, "lower", False)),
-        "keep_accents": bool(getattr(tokenizer, "keep_accents", False)),
-    }
-
-
-def _int64_feature(values):
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=list(values)))
-
-
-def _float_feature(values):
-    return tf.train.Feature(float_list=tf.train.FloatList(value=list(values)))
-
-
-def _serialize(features: InputFeatures, is_regression: bool) -> bytes:
-    feats = {
-        "input_ids": _int64_feature(features.input_ids),
-        "input_mask": _float_feature(features.input_mask),
-        "segment_ids": _int64_feature(features.segment_ids),
-        "label_ids": _float_feature([features.label_id]) if is_regression else _int64_feature([features.label_id]),
-        "is_real_example": _int64_feature([int(features.is_real_example)]),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
-
-
-def file_based_convert_examples_to_features(examples, label_list, max_seq_length, tokenizer, output_file,
-                                            is_regression=None, num_passes=1, log_every_secs=10.0,
-                                            description=""):
-    """Writes the features of ``examples`` to the TFRecord file ``output_file``.
-
-    The file is written under a temporary name and renamed at the end, so an interrupted run
-    never leaves a complete-looking file. Logs progress (examples/s) about every
-    ``log_every_secs``. ``num_passes > 1`` repeats the example list (the original's option).
-
-    Returns a dict of counts: ``num_records``, ``num_real``, ``num_padding``, ``num_truncated``.
-    """
-    if is_regression is None:
-        is_regression = label_list is None
-    if num_passes > 1:
-        examples = list(examples) * int(num_passes)
-    total = len(examples)
-    counts = {"num_records": 0, "num_real": 0, "num_padding": 0, "num_truncated": 0}
-    start = last_log = time.time()
-    with atomic_output(output_file) as tmp, tf.io.TFRecordWriter(tmp) as writer:
-        for i, ex in enumerate(examples):
-            feats, truncated = _convert(ex, label_list, max_seq_length, tokenizer, is_regression)
-            if feats.is_real_example:
-                counts["num_real"] += 1
-                counts["num_truncated"] += int(truncated)
-                if counts["num_real"] <= 2:
-                    logging.info("%s example %s: input_ids=%s segment_ids=%s label=%r", description, ex.guid,
-                                 [t for t, m in zip(feats.input_ids, feats.input_mask) if m == 0],
-                                 [s for s, m in zip(feats.segment_ids, feats.input_mask) if m == 0],
-                                 feats.label_id)
-            else:
-                counts["num_padding"] += 1
-            writer.write(_serialize(feats, is_regression))
-            counts["num_records"] += 1
-            now = time.time()
-            if now - last_log >= log_every_secs:
-                last_log = now
-                logging.info("%s: %d/%d examples (%.0f examples/s)", description or output_file, i + 1, total,
-                             (i + 1) / max(now - start, 1e-9))
-    elapsed = max(time.time() - start, 1e-9)
-    logging.info("%s: wrote %d records (%d real, %d padding, %d truncated) to %s in %.1fs (%.0f examples/s)",
-                 description or "records", counts["num_records"], counts["num_real"], counts["num_padding"],
-                 counts["num_truncated"], output_file, elapsed, counts["num_records"] / elapsed)
-    return counts
-
-
-class RecordInfo(NamedTuple):
-    path: str
-    manifest: Dict[str, object]
-    reused: bool
-
-
-def record_file_name(task_name: str, spm_basename: str, max_seq_length: int, split: str, is_training: bool) -> str:
-    """``{task}.{spm_basename}.len-{T}.train.tf_record`` / ``….{split}.eval.tf_record`` (the
-    original's names with the task in front, so several tasks can share one cache folder)."""
-    if is_training:
-        kind = "train" if split == "train" else f"{split}.train"
-    else:
-        kind = f"{split}.eval"
-    return f"{task_name}.{spm_basename}.len-{int(max_seq_length)}.{kind}.tf_record"
-
-
-def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, tokenizer, max_seq_length: int, *,
-                               is_training: Optional[bool] = None, eval_batch_size: Optional[int] = None,
-                               cache_dir=None, overwrite_data: bool = False, shuffle_seed: int = 12345,
-                               num_passes: int = 1) -> RecordInfo:
-    """Builds (or reuses) the cached TFRecord file of ``split`` and its manifest.
-
-    Args:
-      processor: from ``get_task``.
-      data_dir: folder of the task's files.
-      split: "train", "dev" or "test".
-      tokenizer: ``xlnet_tf.tokenization.tokenizer.Tokenizer``.
-      max_seq_length: T.
-      is_training: shuffle the examples once (numpy, ``shuffle_seed``) before writing, and
-        repeat them ``num_passes`` times; default: ``split == "train"``.
-      eval_batch_size: for evaluation files, pad with ``PaddingInputExample`` to a multiple of
-        this so every batch is full and metrics (weighted by ``is_real_example``) stay exact.
-      cache_dir: where the records go; default ``data_dir`` (must be writable).
-      overwrite_data: rebuild even if a matching cache exists (the original's flag).
-    Returns:
-      ``RecordInfo(path, manifest, reused)``; the manifest holds the settings and counts
-      (``num_records``, ``num_real``, ``num_padding``, ``num_truncated``) and ``label_list``.
-    """
-    if is_training is None:
-        is_training = split == "train"
-    T = _check_max_seq_length(max_seq_length, pair=False)
-    data_dir = os.fspath(data_dir)
-    cache_dir = os.fspath(cache_dir) if cache_dir is not None else data_dir
-    os.makedirs(cache_dir, exist_ok=True)
-    # Mode bits are checked too: root may write anywhere, but a folder marked read-only (such as
-    # a shared data folder) must not get cache files.
-    if not os.access(cache_dir, os.W_OK) or not os.stat(cache_dir).st_mode & 0o222:
-        raise PermissionError(
-            f"cannot write the cached records to {cache_dir!r} (read-only folder); pass cache_dir=<a "
-            f"writable folder> (run_classifier: --output_dir).")
-    tok = tokenizer_settings(tokenizer)
-    sources = processor.source_files(data_dir, split)
-    settings = {
-        "format_version": MANIFEST_FORMAT_VERSION,
-        "task": processor.name,
-        "task_options": processor.options(),
-        "split": split,
-        "is_training": bool(is_training),
-        "max_seq_length": T,
-        "spm_sha256": tok["spm_sha256"],
-        "uncased": tok["uncased"],
-        "keep_accents": tok["keep_accents"],
-        "is_regression": bool(processor.is_regression),
-        "label_list": None if processor.is_regression else list(processor.label_list),
-        "source_files": [_file_fingerprint(p) for p in sources],
-        "shuffle_seed": int(shuffle_seed) if is_training else None,
-        "num_passes": int(num_passes) if is_training else 1,
-        "pad_to_multiple": None if is_training or not eval_batch_size else int(eval_batch_size),
-    }
-    path = os.path.join(cache_dir, record_file_name(processor.name, tok["spm_basename"], T, split, is_training))
-    manifest_path = path + MANIFEST_SUFFIX
-    if not overwrite_data and os.path.exists(path) and os.path.exists(manifest_path):
-        try:
-            with open(manifest_path, "r", encoding="utf-8") as f:
-                old = json.load(f)
-        except (OSError, ValueError):
-            old = None
-        if old is not None and old.get("settings") == settings:
-            logging.info("Reusing cached records %s (%d records)", path, old["counts"]["num_records"])
-            return RecordInfo(path, old, True)
-        if old is not None:
-            changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
-                             if settings.get(k) != old.get("settings", {}).get(k))
-            logging.info("Rebuilding %s: settings changed (%s)", path, ", ".join(changed))
-    examples: List[Union[InputExample, PaddingInputExample]] = processor.get_examples(data_dir, split)
-    if is_training:
-        rng = np.random.RandomState(shuffle_seed)
-        order = rng.permutation(len(examples))
-        examples = [examples[i] for i in order]
-    elif eval_batch_size:
-        while len(examples) % eval_batch_size != 0:
-            examples.append(PaddingInputExample())
-    label_list = None if processor.is_regression else list(processor.label_list)
-    # Drop the old manifest first: a crash between the two renames below then leaves a record
-    # file without manifest (rebuilt next time), never a manifest describing another file.
-    if os.path.exists(manifest_path):
-        os.remove(manifest_path)
-    counts = file_based_convert_examples_to_features(
-        examples, label_list, T, tokenizer, path, is_regression=processor.is_regression,
-        num_passes=num_passes if is_training else 1, description=f"{processor.name}/{split}")
-    manifest = {"settings": settings, "counts": counts, "record_file": os.path.basename(path),
-                "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    write_json_atomic(manifest_path, manifest)
-    return RecordInfo(path, manifest, False)
-
-
-def read_manifest(record_path) -> Optional[Dict[str, object]]:
-    """The manifest beside ``record_path``, or None if there is none."""
-    mpath = os.fspath(record_path) + MANIFEST_SUFFIX
-    if not os.path.exists(mpath):
-        return None
-    with open(mpath, "r", encoding="utf-8") as f:
-        return json.load(f)
-
-
-# ---------------------------------------------------------------------------------------------
-# tf.data
-# ---------------------------------------------------------------------------------------------
-
-
-def classifier_dataset(record_path, batch_size: int, is_training: bool, max_seq_length: int,
-                       is_regression: bool = False, input_context=None, seed: Optional[int] = 0,
-                       shuffle_buffer: int = 2048, repeat: Optional[bool] = None):
-    """tf.data pipeline over a classification TFRecord file.
-
-    Args:
-      record_path: file written by ``prepare_classifier_records``.
-      batch_size: global batch size; with ``input_context`` each input pipeline gets
-        ``input_context.get_per_replica_batch_size(batch_size)``.
-      is_training: shuffle (buffer ``shuffle_buffer``, ``seed``), repeat forever and drop the
-        last partial batch (static batch dimension). Evaluation keeps file order and the last
-        batch (files padded with ``eval_batch_size`` have only full batches).
-      max_seq_length: T; must match the file (checked against the manifest when present).
-      is_regression: labels are float32 instead of int32.
-      input_context: ``tf.distribute.InputContext``; the records are sharded over its input
-        pipelines.
-      repeat: override the default (repeat only when training).
-    Yields:
-      dicts ``input_ids`` int32 ``[b, T]``, ``seg_ids`` int32 ``[b, T]``, ``input_mask`` float32
-      ``[b, T]`` (1 = padding), ``label`` ``[b]`` int32 (float32 for regression),
-      ``is_real_example`` float32 ``[b]`` (a weight: 0 for eval padding rows).
-    """
-    record_path = os.fspath(record_path)
-    if not os.path.isfile(record_path):
-        raise FileNotFoundError(f"classifier record file {record_path!r} does not exist; build it with "
-                                f"prepare_classifier_records.")
-    T = int(max_seq_length)
-    manifest = read_manifest(record_path)
-    if manifest is not None:
-        s = manifest["settings"]
-        if s["max_seq_length"] != T:
-            raise ValueError(f"{record_path} was written with max_seq_length={s['max_seq_length']}, but "
-                             f"max_seq_length={T} was requested; rebuild the records or pass the same length.")
-        if bool(s["is_regression"]) != bool(is_regression):
-            raise ValueError(f"{record_path} was written with is_regression={s['is_regression']}, but "
-                             f"is_regression={is_regression} was requested.")
-    if repeat is None:
-        repeat = is_training
-    per_batch = int(batch_size)
-    d = tf.data.TFRecordDataset(record_path)
-    if input_context is not None:
-        per_batch = input_context.get_per_replica_batch_size(batch_size)
-        d = d.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    if is_training:
-        d = d.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        d = d.repeat()
-    d = d.batch(per_batch, drop_remainder=is_training)
-    spec = {
-        "input_ids": tf.io.FixedLenFeature([T], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([T], tf.float32),
-        "segment_ids": tf.io.FixedLenFeature([T], tf.int64),
-        "label_ids": tf.io.FixedLenFeature([], tf.float32 if is_regression else tf.int64),
-        "is_real_example": tf.io.FixedLenFeature([], tf.int64),
-    }
-
-    def parse(serialized):
-        ex = tf.io.parse_example(serialized, spec)
-        return {
-            "input_ids": tf.cast(ex["input_ids"], tf.int32),  # [b, T]
-            "seg_ids": tf.cast(ex["segment_ids"], tf.int32),  # [b, T]
-            "input_mask": ex["input_mask"],  # [b, T] float32, 1 = padding
-            "label": ex["label_ids"] if is_regression else tf.cast(ex["label_ids"], tf.int32),  # [b]
-            "is_real_example": tf.cast(ex["is_real_example"], tf.float32),  # [b]
-        }
-
-    d = d.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    return d.prefetch(tf.data.AUTOTUNE)
+def task_has_text_b(processor):
+    """Whether a task reader yields a second text (then the export takes ``text_b``)."""
+    columns = getattr(processor, "columns", None)
+    if isinstance(columns, dict):                                 # the generic task
+        return columns.get("text_b") is not None
+    layouts = getattr(processor, "layouts", None) or ()
+    return any(getattr(layout, "text_b", None) is not None for layout in layouts)

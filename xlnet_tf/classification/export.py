@@ -1,0 +1,125 @@
+"""The classifier's SavedModel for TensorFlow Serving: raw text in, labels out.
+
+Signatures (method name ``tensorflow/serving/predict``):
+
+* ``serving_default``: raw text.  Inputs ``text_a`` (string ``[B]``) and, for tasks with
+  a second text (MRPC, STS-B, MNLI, ...), ``text_b`` (string ``[B]``); any batch size.  The
+  text is cleaned as the task's reader cleaned it (e.g. IMDB's ``<br />``), tokenized
+  in-graph with tensorflow-text exactly as training tokenized it
+  (``xlnet_tf.tokenization.in_graph``), packed into ``A <sep> [B <sep>] <cls>`` with left padding
+  to ``max_seq_length`` (truncation as in training), and run through the model.  Outputs:
+  classification ``probabilities`` float32 ``[B, C]``, ``logits`` float32 ``[B, C]`` and
+  ``label`` string ``[B]`` (the label name of the arg-max); regression ``score`` float32
+  ``[B]`` and ``logits`` float32 ``[B, 1]``.
+* ``predict_ids``: already-packed features ``input_ids`` int32 ``[B, T]``, ``seg_ids`` int32
+  ``[B, T]``, ``input_mask`` float32 ``[B, T]`` (1 = padding); same outputs.
+
+The version folder is written by ``xlnet_tf.serving.write_archive`` (numbered, atomic, never
+overwritten) with the SentencePiece model as an asset and ``assets.extra/export_info.json``.
+"""
+import keras
+import tensorflow as tf
+
+from xlnet_tf.classification.features import pack_ids_tf
+from xlnet_tf.serving import EXPORT_INFO_NAME, SPIECE_ASSET_NAME, check_export_dir, write_archive
+from xlnet_tf.tokenization.text import clean_text_tf
+from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
+
+
+def _classifier_outputs(logits, label_names, is_regression):
+    logits = tf.cast(logits, tf.float32)                                     # [B, C]
+    if is_regression:
+        return {"score": logits[:, 0], "logits": logits}                     # [B], [B, 1]
+    probs = tf.nn.softmax(logits, axis=-1)                                   # [B, C]
+    label = tf.gather(label_names, tf.argmax(logits, axis=-1, output_type=tf.int32))  # [B]
+    return {"probabilities": probs, "logits": logits, "label": label}
+
+
+def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=None,
+                             is_regression=False, pair=False, uncased=False, task_name=""):
+    """A ``keras.export.ExportArchive`` with the ``serving_default`` (raw text) and
+    ``predict_ids`` endpoints of a classifier (see module docstring).
+
+    Args:
+      model: an ``XLNetClassifier`` (built; its weights are what gets exported).
+      spiece_model: path of the SentencePiece model used for training.
+      max_seq_length: T of the training features.
+      label_list: label names in id order (classification).
+      is_regression: one score per example.
+      pair: the task has a second text (``text_b`` becomes a required input).
+      uncased: lower-case text, as the ``--uncased`` training flag.
+      task_name: selects the task reader's text cleanup (``xlnet_tf.tokenization.text.TASK_CLEANUPS``).
+    """
+    T = int(max_seq_length)
+    if not is_regression and (not label_list or len(label_list) != model.n_class):
+        raise ValueError(f"label_list {label_list} does not match the model's "
+                         f"{model.n_class} classes")
+    tokenizer = XLNetTokenizerLayer(spiece_model, lower=uncased, name="tokenizer")
+    label_names = tf.constant([str(x) for x in (label_list or [""])], tf.string)  # [C]
+
+    def run(input_ids, seg_ids, input_mask):
+        out = model({"input_ids": input_ids, "seg_ids": seg_ids, "input_mask": input_mask},
+                    training=False)
+        return _classifier_outputs(out["logits"], label_names, is_regression)
+
+    def ids_of(texts):
+        return tokenizer(clean_text_tf(texts, task_name))                     # [B, (n)]
+
+    if pair:
+        def serve_text(text_a, text_b):
+            n_a, n_b = tf.shape(text_a)[0], tf.shape(text_b)[0]
+            check = tf.debugging.assert_equal(
+                n_a, n_b, message="text_a and text_b must hold the same number of texts")
+            with tf.control_dependencies([check]):
+                input_ids, input_mask, seg_ids = pack_ids_tf(
+                    ids_of(text_a), ids_of(text_b), T)                        # [B, T] x 3
+            return run(input_ids, seg_ids, input_mask)
+        text_spec = [tf.TensorSpec([None], tf.string, name="text_a"),
+                     tf.TensorSpec([None], tf.string, name="text_b")]
+    else:
+        def serve_text(text_a):
+            input_ids, input_mask, seg_ids = pack_ids_tf(ids_of(text_a), None, T)  # [B, T] x 3
+            return run(input_ids, seg_ids, input_mask)
+        text_spec = [tf.TensorSpec([None], tf.string, name="text_a")]
+
+    def predict_ids(input_ids, seg_ids, input_mask):
+        return run(tf.cast(input_ids, tf.int32), tf.cast(seg_ids, tf.int32),
+                   tf.cast(input_mask, tf.float32))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(tokenizer)
+    archive.add_endpoint("serving_default", serve_text, input_signature=text_spec)
+    archive.add_endpoint("predict_ids", predict_ids, input_signature=[
+        tf.TensorSpec([None, T], tf.int32, name="input_ids"),
+        tf.TensorSpec([None, T], tf.int32, name="seg_ids"),
+        tf.TensorSpec([None, T], tf.float32, name="input_mask")])
+    return archive
+
+
+def export_classifier(model, export_dir, spiece_model, *, max_seq_length, label_list=None,
+                      is_regression=False, pair=False, uncased=False, task_name="",
+                      version=None, info=None):
+    """Write ``export_dir/<version>/`` (a SavedModel TF Serving can load); returns its path.
+
+    ``version`` defaults to the next free number.  ``info`` (a JSON-able dict) is stored
+    with the export settings in ``assets.extra/export_info.json``.
+    """
+    with open(spiece_model, "rb") as f:
+        spm_bytes = f.read()
+    version = check_export_dir(export_dir, version)
+    archive = build_classifier_archive(
+        model, spm_bytes, max_seq_length=max_seq_length, label_list=label_list,
+        is_regression=is_regression, pair=pair, uncased=uncased, task_name=task_name)
+    export_info = {
+        "task": task_name, "max_seq_length": int(max_seq_length),
+        "label_list": None if is_regression else [str(x) for x in label_list],
+        "is_regression": bool(is_regression), "pair": bool(pair), "uncased": bool(uncased),
+        "inputs": ["text_a", "text_b"] if pair else ["text_a"],
+        "outputs": ["score", "logits"] if is_regression else ["probabilities", "logits",
+                                                               "label"],
+        "xlnet_config": model.xlnet_config.checkpoint_dict(),
+        **(info or {})}
+    return write_archive(archive, export_dir, version,
+                         assets={"spiece_model": (SPIECE_ASSET_NAME, spm_bytes)},
+                         extra_files={EXPORT_INFO_NAME: export_info})

@@ -1,0 +1,345 @@
+"""One fine-tuning run of run_classifier.py, from plain values: check everything, then train,
+evaluate, predict and export.
+
+:class:`ClassifierRun` holds the settings; :func:`fine_tune_classifier` runs
+``--do_train`` / ``--do_eval`` / ``--do_predict`` (+ ``--export_dir``),
+:func:`export_classifier_run` exports a finished output folder.  Every check (files, the
+``--init_checkpoint`` against the model size, an output folder of another model, the export
+folder) runs before the first write into ``output_dir``; a mistake raises ValueError /
+FileNotFoundError with the message to show.  Progress lines go to ``say`` (the script passes
+``print``; default: the ``xlnet_tf`` log).
+"""
+import dataclasses
+import logging
+import math
+import os
+from typing import Callable, Optional
+
+from xlnet_tf import finetuning
+from xlnet_tf.classification.readers import get_task, task_has_text_b
+
+log = logging.getLogger("xlnet_tf")
+
+CLASSIFIER_CONFIG = "classifier_config.json"
+GENERIC_TASKS = ("generic", "csv", "tsv")
+SCRIPT = "run_classifier.py"
+
+
+@dataclasses.dataclass
+class ClassifierRun:
+    """The settings of a run (the flags of run_classifier.py, as plain values)."""
+    output_dir: str
+    task: Optional[str] = None
+    data_dir: Optional[str] = None
+    task_options: dict = dataclasses.field(default_factory=dict)
+    cache_dir: Optional[str] = None
+    overwrite_data: bool = False
+    eval_split: str = "dev"
+    predict_split: str = "test"
+    spiece_model: Optional[str] = None
+    uncased: bool = False
+    model_config: Optional[str] = None
+    size: dict = dataclasses.field(default_factory=dict)      # finetuning.SIZE_FLAGS
+    size_given: bool = False
+    run_options: dict = dataclasses.field(default_factory=dict)
+    init_checkpoint: Optional[str] = None
+    summary_type: str = "last"
+    use_summ_proj: bool = True
+    cls_scope: Optional[str] = None
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+    max_seq_length: int = 128
+    eval_batch_size: int = 128
+    num_train_epochs: Optional[float] = None
+    eval_every: int = 0
+    keep_best: bool = False
+    shuffle_buffer: int = 2048
+    export_dir: Optional[str] = None
+    export_version: Optional[int] = None
+    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
+    num_cpus: Optional[int] = None
+
+
+def is_generic(task):
+    return task.strip().lower() in GENERIC_TASKS
+
+
+def export(model, export_dir, spiece_model, cfg, version, say):
+    """The SavedModel of ``model`` with the settings ``cfg`` (classifier_config.json)."""
+    from xlnet_tf.classification.export import export_classifier
+    path = export_classifier(
+        model, export_dir, spiece_model, max_seq_length=cfg["max_seq_length"],
+        label_list=cfg["label_list"], is_regression=cfg["is_regression"], pair=cfg["pair"],
+        uncased=cfg["uncased"], task_name=cfg["task"], version=version,
+        info={"summary_type": cfg["summary_type"], "use_summ_proj": cfg["use_summ_proj"]})
+    say(f"SavedModel written to {os.path.abspath(path)} (signatures serving_default: raw "
+        f"text, predict_ids: packed ids). Serve it with TF Serving: see README.md, 'Export for "
+        f"TensorFlow Serving'.")
+    return path
+
+
+def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None]] = None):
+    """--export_dir on a finished output_dir (no --do_* flags)."""
+    say = say or log.info
+    import keras
+
+    from xlnet_tf.classification.model import XLNetClassifier
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.training import restore_for_inference
+
+    cfg = finetuning.read_run_config(run.output_dir, CLASSIFIER_CONFIG, SCRIPT)
+    if run.task and not is_generic(run.task) and get_task(run.task).name != cfg["task"]:
+        raise ValueError(f"--task={run.task} but {run.output_dir!r} was fine-tuned on "
+                         f"{cfg['task']!r}")
+    spiece = run.spiece_model or os.path.join(run.output_dir, finetuning.SPIECE_MODEL)
+    if not os.path.isfile(spiece):
+        raise FileNotFoundError(f"SentencePiece model {spiece!r} does not exist; pass "
+                                f"--spiece_model")
+    version = finetuning.check_export_dir(run.export_dir, run.export_version)
+    keras.mixed_precision.set_global_policy("float32")
+    model = XLNetClassifier(XLNetConfig.from_dict(cfg["xlnet_config"]),
+                            n_class=1 if cfg["is_regression"] else len(cfg["label_list"]),
+                            task_name=cfg["task"], is_regression=cfg["is_regression"],
+                            summary_type=cfg["summary_type"],
+                            use_summ_proj=cfg["use_summ_proj"], cls_scope=cfg["cls_scope"])
+    source, step = restore_for_inference(model, run.output_dir, None, prefer_best=True)
+    say(f"exporting the weights of {source} (step {step})")
+    return export(model, run.export_dir, spiece, cfg, version, say)
+
+
+def fine_tune_classifier(run: ClassifierRun, train_config,
+                         say: Optional[Callable[[str], None]] = None):
+    """--do_train / --do_eval / --do_predict (and --export_dir) in ``run.output_dir``.
+
+    ``train_config`` is the TrainConfig of the optimizer flags (``model_dir`` =
+    ``run.output_dir``); with ``run.num_train_epochs`` its ``train_steps`` is replaced by the
+    steps of that many epochs over the training examples.  Returns the evaluation results
+    (or None without --do_eval).
+    """
+    import tensorflow as tf
+
+    from xlnet_tf.classification.task import ClassifierTask, classifier_identity
+    from xlnet_tf import training
+
+    say = say or log.info
+    training.configure_cpu_devices(run.num_cpus)
+    out = run.output_dir
+
+    # ---- files: tokenizer, config, task reader and its files
+    spiece = finetuning.resolve_spiece_model(run.spiece_model, out)
+    tokenizer = finetuning.load_tokenizer(spiece, run.uncased)
+    config_path, _ = finetuning.resolve_model_config(run.model_config, out, run.size_given,
+                                                     run.init_checkpoint)
+    config = finetuning.build_config(config_path, run.size, run.run_options,
+                                     tokenizer.vocab_size, spiece)
+    processor = get_task(run.task, **run.task_options)
+    splits = ([("train", "train")] if run.do_train else []) + \
+        ([("eval", run.eval_split)] if run.do_eval or run.eval_every else []) + \
+        ([("predict", run.predict_split)] if run.do_predict else [])
+    for _, split in splits:
+        processor.source_files(run.data_dir, split)
+    identity = classifier_identity(config, processor, run.max_seq_length, run.summary_type,
+                                   run.use_summ_proj, run.cls_scope)
+    training.check_output_dir(out, identity, CLASSIFIER_CONFIG)
+    version = finetuning.check_export_dir(run.export_dir, run.export_version) \
+        if run.export_dir else None
+
+    training.set_precision(train_config.precision)
+    tf.keras.utils.set_random_seed(train_config.seed)
+    try:
+        strategy = training.make_strategy(**run.distribution)
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
+    task = ClassifierTask(config, processor, None, run.max_seq_length,
+                          summary_type=run.summary_type, use_summ_proj=run.use_summ_proj,
+                          cls_scope=run.cls_scope, seed=train_config.seed,
+                          shuffle_buffer=run.shuffle_buffer)
+
+    # ---- the init checkpoint must fit the model: checked before anything is written
+    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
+    model = None
+    if run.init_checkpoint and not has_ckpt:
+        probe = task.build_model()
+        result = finetuning.check_init_checkpoint(probe, run.init_checkpoint)
+        say(f"--init_checkpoint fits the model: {result}")
+        model = None if run.do_train else probe
+    elif not run.do_train and not has_ckpt and not os.path.exists(
+            os.path.join(out, finetuning.FINAL_CHECKPOINT + ".index")):
+        raise ValueError(f"nothing to evaluate: --output_dir {out!r} holds no checkpoint; "
+                         f"pass --init_checkpoint (e.g. a fine-tuned one) or --do_train")
+
+    records = build_records(run, processor, tokenizer, splits, say)
+    if run.do_train and run.num_train_epochs is not None:
+        from xlnet_tf.cli import epochs_to_steps
+        n = records["train"].manifest["counts"]["num_real"]
+        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
+        say(f"--num_train_epochs={run.num_train_epochs}: {n} examples / batch "
+            f"{train_config.global_batch_size} -> {steps} steps")
+        train_config = dataclasses.replace(train_config, train_steps=steps)
+    if run.do_train:
+        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+
+    step, source = 0, None
+    if not run.do_train:
+        # evaluation / prediction only: the weights are found and loaded before any write
+        model = model or task.build_model()
+        source, step = training.restore_for_inference(model, out, run.init_checkpoint,
+                                                      prefer_best=run.keep_best)
+
+    # ---- from here on files are written into output_dir
+    cfg = {"task": processor.name, "task_options": processor.options(),
+           "label_list": task.label_list, "is_regression": task.is_regression,
+           "pair": task_has_text_b(processor), "max_seq_length": run.max_seq_length,
+           "uncased": run.uncased, "summary_type": run.summary_type,
+           "use_summ_proj": run.use_summ_proj, "cls_scope": run.cls_scope,
+           "xlnet_config": task.config.to_dict(), "spiece_model": finetuning.SPIECE_MODEL,
+           "identity": identity}
+    finetuning.write_run_files(out, CLASSIFIER_CONFIG, cfg, task.config, spiece)
+
+    evaluation = Evaluation(run, processor, records, say)
+    if run.do_train:
+        model, step, source = train(run, task, train_config, strategy, records, evaluation,
+                                    say)
+    say(f"using {source} (step {step})")
+    results = evaluation.final(model, step) if run.do_eval else None
+    if run.do_predict:
+        predict(run, processor, task, records["predict"].path, model, say)
+    if run.export_dir:
+        export(training.copy_for_export(model, task.build_model), run.export_dir, spiece, cfg,
+               version, say)
+    return results
+
+
+def build_records(run, processor, tokenizer, splits, say):
+    """The cached TFRecords of every split the run needs: {kind: RecordInfo}."""
+    from xlnet_tf.classification.records import prepare_classifier_records
+    cache_dir = finetuning.default_cache_dir(run.cache_dir, run.data_dir, run.output_dir)
+    records = {}
+    for kind, split in splits:
+        try:
+            info = prepare_classifier_records(
+                processor, run.data_dir, split, tokenizer, run.max_seq_length,
+                is_training=kind == "train",
+                eval_batch_size=None if kind == "train" else run.eval_batch_size,
+                cache_dir=cache_dir, overwrite_data=run.overwrite_data)
+        except PermissionError as e:
+            raise ValueError(str(e)) from None
+        records[kind] = info
+        c = info.manifest["counts"]
+        say(f"{kind} records ({split}): {info.path} - {c['num_real']} examples, "
+            f"{c['num_truncated']} truncated to {run.max_seq_length} tokens"
+            f"{' (reused)' if info.reused else ''}")
+    return records
+
+
+class Evaluation:
+    """Evaluation on --eval_split: the periodic one during training (--eval_every, with
+    --keep_best the best weights in OUTPUT_DIR/best/) and the final one."""
+
+    def __init__(self, run, processor, records, say):
+        from xlnet_tf.classification.task import Evaluator
+        self.run, self.say = run, say
+        self.evaluator = Evaluator(processor, records["eval"].path, run.eval_batch_size,
+                                   run.max_seq_length) if "eval" in records else None
+        self.writer = None
+        self.main_metric = processor.metric_names[0] if hasattr(processor, "metric_names") \
+            else None
+        self.best_dir = os.path.join(run.output_dir, "best")
+        self.best_file = os.path.join(self.best_dir, "eval_results.json")
+
+    def evaluate(self, model, step, what="eval"):
+        import tensorflow as tf
+        results = dict(self.evaluator.evaluate(model), step=int(step))
+        self.say(f"{what} at step {step} ({self.run.eval_split}): "
+                 f"{finetuning.format_results(results, skip=('step',))}")
+        if self.writer is None:
+            self.writer = tf.summary.create_file_writer(os.path.join(self.run.output_dir,
+                                                                     "eval"))
+        with self.writer.as_default(step=step):
+            for k, v in results.items():
+                if k != "num_examples":
+                    tf.summary.scalar(k, v)
+        self.writer.flush()
+        return results
+
+    def best_value(self):
+        from xlnet_tf.io import read_json
+        if self.run.keep_best and os.path.exists(self.best_file):
+            return read_json(self.best_file).get(self.main_metric)
+        return None
+
+    def keep_if_best(self, model, results, best):
+        """Keeps the weights in best/ when ``results`` beat ``best``; returns the new best."""
+        from xlnet_tf.io import write_json_atomic
+        from xlnet_tf.modeling.checkpoint import save_original_checkpoint
+        value = results.get(self.main_metric)
+        if value is None or math.isnan(value) or (best is not None and value <= best):
+            return best
+        os.makedirs(self.best_dir, exist_ok=True)
+        save_original_checkpoint(model, os.path.join(self.best_dir, finetuning.FINAL_CHECKPOINT),
+                                 global_step=results["step"])
+        write_json_atomic(self.best_file, results)
+        self.say(f"new best {self.main_metric} {value:.4f} at step {results['step']}: kept in "
+                 f"{self.best_dir}")
+        return value
+
+    def final(self, model, step):
+        from xlnet_tf.io import write_json_atomic
+        results = self.evaluate(model, step, "final eval")
+        path = os.path.join(self.run.output_dir, "eval_results.json")
+        write_json_atomic(path, results)
+        self.say(f"wrote {path}")
+        return results
+
+
+def train(run, task, train_config, strategy, records, evaluation, say):
+    """Fine-tune (resuming from the newest checkpoint in output_dir); returns (model, step,
+    source) of the weights to use afterwards: the final ones, or with --keep_best the best
+    evaluated ones."""
+    import tensorflow as tf
+
+    from xlnet_tf.io import read_json
+    from xlnet_tf.modeling.checkpoint import load_original_checkpoint
+    from xlnet_tf import training
+
+    out = run.output_dir
+    task.train_record = records["train"].path
+    latest = tf.train.latest_checkpoint(out) if os.path.isdir(out) else None
+    state = {"last": training.checkpoint_step(latest) if latest else 0,
+             "best": evaluation.best_value()}
+
+    def callback(step, metrics, model):
+        if not run.eval_every:
+            return
+        due = step // run.eval_every > state["last"] // run.eval_every
+        if not due and not (run.keep_best and step == train_config.train_steps):
+            return
+        state["last"] = step
+        results = evaluation.evaluate(model, step)
+        if run.keep_best:
+            state["best"] = evaluation.keep_if_best(model, results, state["best"])
+
+    config = task.config
+    say(f"fine-tuning {task.processor.name}: {train_config.train_steps} steps, batch "
+        f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), model "
+        f"{config.n_layer}x{config.d_model}, precision {train_config.precision}")
+    result = training.train(task, train_config, strategy, init_checkpoint=run.init_checkpoint,
+                            callback=callback)
+    model, step, source = result["model"], result["step"], "the final weights"
+    best = os.path.join(evaluation.best_dir, finetuning.FINAL_CHECKPOINT)
+    if run.keep_best and os.path.exists(best + ".index"):
+        load_original_checkpoint(model, best)
+        step = read_json(evaluation.best_file)["step"]
+        source = f"the best weights ({evaluation.main_metric} {state['best']:.4f})"
+    return model, step, source
+
+
+def predict(run, processor, task, record_path, model, say):
+    """predictions.tsv + predict_results.jsonl of --predict_split."""
+    from xlnet_tf.classification.task import Evaluator, write_predictions
+    predictor = Evaluator(processor, record_path, run.eval_batch_size, run.max_seq_length)
+    logits = predictor.outputs(model)["logits"]
+    tsv, jsonl = write_predictions(run.output_dir, logits, task.label_list, task.is_regression)
+    say(f"wrote {len(logits)} predictions of the {run.predict_split} split to {tsv} and "
+        f"{jsonl}")
