@@ -147,3 +147,56 @@ def exclusive_lock(lock_path):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+class FolderBusyError(ValueError):
+    """Another running process holds the folder's run lock."""
+
+
+LOCK_NAME = ".xlnet_tf.lock"
+LOCK_INFO_NAME = ".xlnet_tf.lock.json"
+
+
+@contextlib.contextmanager
+def folder_lock(folder, flag="--output_dir"):
+    """One run at a time per output folder: holds an exclusive lock on ``folder/.xlnet_tf.lock``
+    for the ``with`` body (created with the folder if needed).  A second run gets
+    :class:`FolderBusyError` naming the first one (pid, command, start time) at once,
+    instead of both writing checkpoints over each other.  The lock is the operating
+    system's (``flock``), so a killed run never leaves a stale lock behind."""
+    import datetime
+    import sys
+
+    import filelock
+
+    folder = os.fspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise WriteError(folder, e) from None
+    lock = filelock.FileLock(os.path.join(folder, LOCK_NAME), timeout=0)
+    info_path = os.path.join(folder, LOCK_INFO_NAME)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        try:
+            with open(info_path, encoding="utf-8") as f:
+                other = json.load(f)
+            who = (f"pid {other.get('pid')}, started {other.get('started')}: "
+                   f"{other.get('command')}")
+        except (OSError, ValueError):
+            who = "another process"
+        raise FolderBusyError(
+            f"{flag}={folder} is in use by another run ({who}); wait until it finishes, "
+            f"stop it, or choose another folder") from None
+    except OSError as e:
+        raise WriteError(os.path.join(folder, LOCK_NAME), e) from None
+    try:
+        write_json_atomic(info_path, {
+            "pid": os.getpid(), "command": " ".join(sys.argv),
+            "started": datetime.datetime.now().isoformat(timespec="seconds")})
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.remove(info_path)
+        lock.release()

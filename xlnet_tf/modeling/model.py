@@ -347,10 +347,13 @@ class XLNetLMModel(keras.Model):
         names["model/lm_loss/bias"] = self.lm_bias
         return names
 
+    def lm_logits(self, x):
+        """The tied LM head: [B, L, d] hidden states -> float32 [B, L, V] logits."""
+        table = tf.cast(self.transformer.word_embedding, self.compute_dtype)  # [V, d]
+        logits = tf.einsum("bld,vd->blv", x, table)                         # [B, L, V]
+        return tf.cast(logits, tf.float32) + tf.convert_to_tensor(self.lm_bias)
+
     def call(self, inputs, training=False):
         out = dict(self.transformer(inputs, training=training))
-        x = out.get("query_hidden", out["hidden"])                          # [B, P|T, d]
-        table = tf.cast(self.transformer.word_embedding, self.compute_dtype)  # [V, d]
-        logits = tf.einsum("bld,vd->blv", x, table)                         # [B, P|T, V]
-        out["logits"] = tf.cast(logits, tf.float32) + tf.convert_to_tensor(self.lm_bias)
+        out["logits"] = self.lm_logits(out.get("query_hidden", out["hidden"]))  # [B, P|T, V]
         return out
