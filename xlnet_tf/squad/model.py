@@ -46,19 +46,11 @@ Fine-tuning uses neither memory nor bi_data (forced on the config, as the classi
 import keras
 import tensorflow as tf
 
-from xlnet_tf.modeling.config import XLNetConfig
+from xlnet_tf.finetuning import finetune_config
 from xlnet_tf.modeling.layers import NEG_INF, LayerNorm, initializer
 from xlnet_tf.modeling.model import XLNetModel, model_from_config
 
 
-
-
-def finetune_config(config):
-    """The config a fine-tuning model runs with: no memory, no bi_data, bidirectional."""
-    if isinstance(config, dict):
-        config = XLNetConfig.from_dict(config)
-    return config.replace(mem_len=None, reuse_len=None, bi_data=False, same_length=False,
-                          attn_type="bi")
 
 
 def mask_logits(logits, p_mask):

@@ -1,0 +1,253 @@
+"""What the fine-tuning scripts (run_classifier.py, run_squad.py) share, once.
+
+Every function takes plain values (never parsed flags) and reports a user mistake by
+raising ``ValueError`` / ``FileNotFoundError`` with a message that names the flag, so a
+script can let :func:`xlnet_tf.cli.run` print it as one line (exit 2).  The checks are meant
+to run before anything is written: a run with a mistake leaves its folders untouched.
+
+The order of a fine-tuning script:
+
+1. :func:`check_training_flags` and :func:`check_writable_dir` (``--output_dir``,
+   ``--export_dir``): flags only, no TensorFlow.
+2. :func:`resolve_spiece_model` + :func:`load_tokenizer`, :func:`resolve_model_config` +
+   :func:`build_config`: the vocabulary and the model size.
+3. :func:`check_init_checkpoint` on a freshly built model; :func:`default_cache_dir` for the
+   cached features; :func:`check_train_config` once the number of steps is known.
+4. :func:`write_run_files` (the first write), then training, whose task's ``export`` calls
+   :func:`save_final_checkpoint`.
+
+Fine-tuning models run with :func:`finetune_config` (the original's fine-tuning RunConfig
+copies neither the memory nor ``bi_data``).
+"""
+import os
+
+SPIECE_MODEL = "spiece.model"
+XLNET_CONFIG = "xlnet_config.json"
+FINAL_CHECKPOINT = "xlnet_model.ckpt"
+#: the model-size flags the scripts define for a model without --model_config
+SIZE_FLAGS = ("n_layer", "d_model", "n_head", "d_head", "d_inner", "ff_activation", "untie_r")
+
+
+# ---------------------------------------------------------------------------- folders
+def is_writable_dir(path):
+    """True for an existing folder this process may write AND whose mode bits allow writing:
+    root may write anywhere, but a folder marked read-only (a shared data folder) must not
+    receive files."""
+    return (os.path.isdir(path) and os.access(path, os.W_OK)
+            and bool(os.stat(path).st_mode & 0o222))
+
+
+def check_writable_dir(path, flag):
+    """``--<flag> path`` must be a folder that can be written, or not exist yet with a
+    writable folder as its nearest existing parent (it is created later).  Raises
+    ValueError otherwise, so a run never trains for hours and then fails to write."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"--{flag} {path!r} exists and is not a folder")
+    probe = path
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    if not is_writable_dir(probe):
+        raise ValueError(f"--{flag} {path!r} cannot be written ({probe!r} is read-only); "
+                         f"choose a writable location")
+
+
+def default_cache_dir(cache_dir, data_folder, output_dir):
+    """Where cached features go: ``cache_dir`` when given, else beside the data
+    (``data_folder``) when that folder is writable, else ``OUTPUT_DIR/data_cache``."""
+    if cache_dir:
+        return cache_dir
+    if is_writable_dir(data_folder):
+        return data_folder
+    return os.path.join(output_dir, "data_cache")
+
+
+# ---------------------------------------------------------------------------- flags
+def check_training_flags(*, output_dir, learning_rate, train_steps, train_steps_given,
+                         num_train_epochs, warmup_steps, dropout, dropatt, save_steps,
+                         lr_layer_decay_rate, export_dir, export_version, init_checkpoint):
+    """The checks of the training flags both scripts have; raises ValueError for the first
+    problem.
+
+    Args:
+      train_steps_given: ``--train_steps`` was on the command line (it may not be combined
+        with ``--num_train_epochs``).
+      lr_layer_decay_rate: must be in (0, 1]: layer ``l`` of ``n`` learns at
+        ``rate ** (n - 1 - l)`` times the peak rate (the original's ``lr_layer_decay_rate``).
+      init_checkpoint: its folder may not be ``output_dir`` (the original README asks for a
+        new folder: the fine-tuned weights would sit beside the pretrained ones).
+    """
+    if learning_rate <= 0:
+        raise ValueError(f"--learning_rate must be > 0, got {learning_rate}")
+    if num_train_epochs is not None:
+        if train_steps_given:
+            raise ValueError("give either --train_steps or --num_train_epochs, not both")
+        if not num_train_epochs > 0:
+            raise ValueError(f"--num_train_epochs must be > 0, got {num_train_epochs}")
+    elif train_steps <= 0:
+        raise ValueError(f"--train_steps must be > 0, got {train_steps}")
+    if warmup_steps < 0:
+        raise ValueError(f"--warmup_steps must be >= 0, got {warmup_steps}")
+    for name, value in (("dropout", dropout), ("dropatt", dropatt)):
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"--{name} must be in [0, 1), got {value}")
+    if save_steps is not None and save_steps <= 0:
+        raise ValueError(f"--save_steps must be > 0, got {save_steps}")
+    if not 0.0 < lr_layer_decay_rate <= 1.0:
+        raise ValueError(f"--lr_layer_decay_rate must be in (0, 1], got {lr_layer_decay_rate}")
+    if export_version is not None and not export_dir:
+        raise ValueError("--export_version needs --export_dir")
+    if init_checkpoint:
+        ckpt_dir = init_checkpoint if os.path.isdir(init_checkpoint) else \
+            os.path.dirname(init_checkpoint)
+        if os.path.abspath(ckpt_dir or ".") == os.path.abspath(output_dir):
+            raise ValueError(f"--output_dir {output_dir!r} is the folder of --init_checkpoint; "
+                             f"fine-tune into a new folder (the original README asks the same)")
+
+
+def check_train_config(train_config, num_replicas):
+    """A TrainConfig about to be trained: its own checks, and the global batch must split
+    evenly over the replicas.  Raises ValueError."""
+    train_config.validate()
+    if train_config.global_batch_size % num_replicas:
+        raise ValueError(f"--train_batch_size={train_config.global_batch_size} is not "
+                         f"divisible by the {num_replicas} replicas")
+
+
+# ---------------------------------------------------------------------------- vocabulary, model
+def resolve_spiece_model(spiece_model, output_dir):
+    """``--spiece_model``, else the ``spiece.model`` an earlier run copied into
+    ``output_dir``; raises ValueError when there is neither."""
+    if spiece_model:
+        return spiece_model
+    copied = os.path.join(output_dir, SPIECE_MODEL)
+    if os.path.isfile(copied):
+        return copied
+    raise ValueError("--spiece_model is required (the spiece.model that came with the "
+                     "checkpoint)")
+
+
+def load_tokenizer(spiece_model, uncased):
+    """The Python tokenizer of ``spiece_model``; a missing or unreadable file raises
+    ValueError naming --spiece_model."""
+    from xlnet_tf.tokenization.tokenizer import Tokenizer
+    try:
+        return Tokenizer(spiece_model, lower=uncased)
+    except (ValueError, OSError) as e:
+        raise ValueError(f"--spiece_model: {e}") from None
+
+
+def resolve_model_config(model_config, output_dir, size_flags_given, init_checkpoint):
+    """Which xlnet_config.json defines the model; returns ``(path or None, where)``.
+
+    In this order: ``--model_config``; the size flags when any was given on the command line
+    (None: the caller builds the config from them); ``OUTPUT_DIR/xlnet_config.json`` (a
+    finished or interrupted run in this folder); the ``xlnet_config.json`` beside
+    ``--init_checkpoint`` (the original's checkpoints ship one in their folder); else None
+    (the size flags' defaults).  ``where`` says which, for the progress line.
+    """
+    if model_config:
+        return model_config, "--model_config"
+    if size_flags_given:
+        return None, "the size flags"
+    in_output = os.path.join(output_dir, XLNET_CONFIG)
+    if os.path.isfile(in_output):
+        return in_output, "--output_dir"
+    if init_checkpoint:
+        folder = init_checkpoint if os.path.isdir(init_checkpoint) else \
+            os.path.dirname(init_checkpoint)
+        beside = os.path.join(folder or ".", XLNET_CONFIG)
+        if os.path.isfile(beside):
+            return beside, "the folder of --init_checkpoint"
+    return None, "the size flags' defaults"
+
+
+def build_config(config_path, size, run_options, vocab_size):
+    """The XLNetConfig of a fine-tuning run.
+
+    Args:
+      config_path: an xlnet_config.json (from :func:`resolve_model_config`) or None.
+      size: {size flag: value} (``SIZE_FLAGS``) used when ``config_path`` is None.
+      run_options: dropout, initializer, ... (``xlnet_tf.cli.model_run_options``).
+      vocab_size: pieces of the tokenizer; the model's ``n_token`` must cover them.
+    """
+    from xlnet_tf import XLNetConfig
+    if config_path:
+        config = XLNetConfig.from_json(config_path, **run_options)
+    else:
+        config = XLNetConfig(**size, n_token=vocab_size, **run_options)
+    if config.n_token < vocab_size:
+        raise ValueError(f"the model has n_token={config.n_token} but the SentencePiece model "
+                         f"has {vocab_size} pieces; use the SentencePiece model of the "
+                         f"checkpoint")
+    return config
+
+
+def finetune_config(config):
+    """The config a fine-tuning model runs with: no memory, no bi_data, bidirectional
+    attention (the original's fine-tuning RunConfig sets neither mem_len nor bi_data)."""
+    from xlnet_tf import XLNetConfig
+    if isinstance(config, dict):
+        config = XLNetConfig.from_dict(config)
+    return config.replace(mem_len=None, reuse_len=None, bi_data=False, same_length=False,
+                          attn_type="bi")
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def check_init_checkpoint(model, init_checkpoint):
+    """Load ``init_checkpoint`` into ``model`` (a freshly built one) to prove it fits before
+    anything is written; returns what the loader reports (loaded / missing names).  Raises
+    ValueError naming the model's size when it does not fit."""
+    from xlnet_tf.training.loop import init_from_checkpoint
+    config = model.xlnet_config
+    try:
+        return init_from_checkpoint(model, init_checkpoint)
+    except (ValueError, FileNotFoundError, ImportError) as e:
+        raise ValueError(f"--init_checkpoint {init_checkpoint!r} does not fit the model "
+                         f"({config.n_layer} layers, d_model {config.d_model}, n_token "
+                         f"{config.n_token}): {e}") from None
+
+
+def save_final_checkpoint(model, model_dir):
+    """The final weights under the original variable names,
+    ``model_dir/xlnet_model.ckpt``, with ``global_step`` = the step of the newest training
+    checkpoint in ``model_dir`` (0 when there is none), so the file says how long the model
+    was trained, as the original's checkpoints do.  Returns the checkpoint prefix."""
+    import tensorflow as tf
+
+    from xlnet_tf import save_original_checkpoint
+    from xlnet_tf.training.loop import checkpoint_step
+    latest = tf.train.latest_checkpoint(model_dir)
+    step = checkpoint_step(latest) if latest else 0
+    return save_original_checkpoint(model, os.path.join(model_dir, FINAL_CHECKPOINT),
+                                    global_step=step)
+
+
+# ---------------------------------------------------------------------------- output files
+def write_run_files(output_dir, config_name, run_config, config, spiece_model):
+    """The first files a run writes into ``output_dir`` (created): ``config_name`` (the
+    script's settings, JSON), ``xlnet_config.json`` and a copy of ``spiece_model`` as
+    ``spiece.model`` - what a later evaluation or export-only run reads back.  Every file
+    goes through a temporary name and a rename."""
+    from xlnet_tf.io import copy_file_atomic, write_json_atomic
+    os.makedirs(output_dir, exist_ok=True)
+    write_json_atomic(os.path.join(output_dir, config_name), run_config)
+    config.to_json(os.path.join(output_dir, XLNET_CONFIG))
+    copy_file_atomic(spiece_model, os.path.join(output_dir, SPIECE_MODEL))
+
+
+def read_run_config(output_dir, config_name, script):
+    """The settings file a finished run of ``script`` left in ``output_dir`` (for an
+    export-only run); FileNotFoundError says which run writes it."""
+    from xlnet_tf.io import read_json
+    path = os.path.join(output_dir, config_name)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path!r} does not exist: --export_dir without --do_* flags "
+                                f"needs an --output_dir written by {script}")
+    return read_json(path, what="run settings")
+
+
+def format_results(results, skip=()):
+    """``name value | name value ...`` (floats with 4 decimals) for a results line."""
+    return " | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                      for k, v in results.items() if k not in skip)
