@@ -389,6 +389,15 @@ def test_cache_and_dataset(shared_data, tmp_path):
     assert [f.unique_id for f in c2.features] == [f.unique_id for f in c1.features]
     assert [e.qas_id for e in c2.examples] == [e.qas_id for e in c1.examples]
     np.testing.assert_array_equal(c2.features[3].input_ids, c1.features[3].input_ids)
+    # On disk the records keep the key "segment_ids" (renamed to seg_ids when parsed).
+    record = next(iter(tf.data.TFRecordDataset(c2.record_path))).numpy()
+    keys = set(tf.train.Example.FromString(record).features.feature)
+    assert "segment_ids" in keys and "seg_ids" not in keys
+    # A cache of an older format (its pickled classes lived elsewhere) is rebuilt, not read.
+    old = dict(manifest, settings=dict(manifest["settings"], format_version=1))
+    _write_json(pathlib.Path(c1.manifest_path), old)
+    c_old = squad.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
+    assert c_old.rebuilt and c_old.manifest["settings"]["format_version"] == 2
     # Changing the source file invalidates the cache.
     obj["data"][0]["paragraphs"][0]["qas"][0]["question"] = "Changed question?"
     _write_json(data_file, obj)

@@ -311,6 +311,10 @@ def test_bad_inputs_are_named():
         m({k: v for k, v in x.items() if k != "p_mask"})
     with pytest.raises(ValueError, match="start_n_top"):
         XLNetSquadModel(CONFIG, start_n_top=0)
+    # one name for the segment ids: the records' on-disk "segment_ids" is not a model input
+    renamed = {("segment_ids" if k == "seg_ids" else k): v for k, v in x.items()}
+    with pytest.raises(ValueError, match=r"lack \['seg_ids'\]"):
+        m(renamed)
 
 
 def write_safetensors(path, tensors):

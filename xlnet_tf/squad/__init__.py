@@ -15,7 +15,8 @@ The stages, one module each:
 * :mod:`~xlnet_tf.squad.evaluate` -- the official evaluation (``python -m
   xlnet_tf.squad.evaluate data.json predictions.json``; it never loads TensorFlow);
 * :mod:`~xlnet_tf.squad.export` (+ :mod:`~xlnet_tf.squad.serving_align`) -- the SavedModel
-  that answers raw (question, context) pairs.
+  that answers raw (question, context) pairs;
+* :mod:`~xlnet_tf.squad.run` -- one run of run_squad.py from plain values.
 
 Imports are lazy: ``from xlnet_tf.squad import read_squad_examples`` does not load
 TensorFlow.
@@ -38,6 +39,7 @@ _LAZY = {
     "write_predictions": "postprocess",
     "ContextAligner": "serving_align",
     "build_squad_archive": "export", "export_squad": "export",
+    "SquadRun": "run", "fine_tune_squad": "run", "export_squad_run": "run",
 }
 # the evaluation module itself (its functions keep the official script's names, one of
 # which, ``evaluate``, is the module's name)

@@ -33,13 +33,6 @@ class SquadExample:
         self.is_impossible = is_impossible
         self.answers = list(answers)
 
-    def __getstate__(self):
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    def __setstate__(self, state):
-        for k, v in state.items():
-            setattr(self, k, v)
-
     def __repr__(self):
         return (f"SquadExample(qas_id={self.qas_id!r}, question={self.question_text[:40]!r}, "
                 f"start_position={self.start_position}, is_impossible={self.is_impossible})")

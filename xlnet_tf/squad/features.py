@@ -80,13 +80,6 @@ class InputFeatures:
         self.end_position = end_position
         self.is_impossible = is_impossible
 
-    def __getstate__(self):
-        return {k: getattr(self, k) for k in self.__slots__}
-
-    def __setstate__(self, state):
-        for k, v in state.items():
-            setattr(self, k, v)
-
     @property
     def cls_index(self):
         return self.paragraph_len + self.query_len + 2

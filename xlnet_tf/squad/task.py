@@ -8,14 +8,13 @@ is_impossible))``, the cross entropies averaged over the batch; unanswerable win
 start and end at ``cls_index`` (the data pipeline does that).
 """
 import logging
-import os
 import time
 
 import numpy as np
 import tensorflow as tf
 
-from xlnet_tf.modeling.checkpoint import save_original_checkpoint
-from xlnet_tf.squad.model import XLNetSquadModel, finetune_config
+from xlnet_tf.finetuning import finetune_config, save_final_checkpoint
+from xlnet_tf.squad.model import XLNetSquadModel
 from xlnet_tf.squad.postprocess import RawResult
 from xlnet_tf.squad.records import squad_dataset
 from xlnet_tf.training.loop import Task
@@ -96,8 +95,9 @@ class SquadTask(Task):
         return total, state, dict(parts, start_acc=start_acc, cls_acc=cls_acc)
 
     def export(self, model, model_dir):
-        """The final weights under the original names: ``model_dir/xlnet_model.ckpt``."""
-        save_original_checkpoint(model, os.path.join(model_dir, "xlnet_model.ckpt"))
+        """The final weights under the original names: ``model_dir/xlnet_model.ckpt`` (with
+        the training step as ``global_step``)."""
+        save_final_checkpoint(model, model_dir)
 
 
 # ============================================================================ prediction
