@@ -40,9 +40,8 @@ import tensorflow_text  # noqa: E402,F401 - registers the ops the SavedModel nee
 from xlnet_tf.tokenization import tokenizer as tok_lib  # noqa: E402
 from xlnet_tf.modeling.config import XLNetConfig  # noqa: E402
 from xlnet_tf import squad  # noqa: E402
-from xlnet_tf.squad.export import ContextAligner, export_squad  # noqa: E402
-from xlnet_tf.squad.model import XLNetSquadModel, predict_raw_results  # noqa: E402
-from xlnet_tf.squad.postprocess import write_predictions  # noqa: E402
+from xlnet_tf.squad import (ContextAligner, XLNetSquadModel, export_squad,  # noqa: E402
+                            predict_raw_results, write_predictions)
 
 SHAPES = {
     "base": dict(n_layer=12, d_model=768, n_head=12, d_head=64, d_inner=3072, n_token=32000),

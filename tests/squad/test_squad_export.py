@@ -26,7 +26,8 @@ from spm_test_utils import model_with_extra_pieces
 from xlnet_tf.tokenization import tokenizer as tok_lib
 from xlnet_tf.modeling.config import XLNetConfig
 from xlnet_tf import squad
-from xlnet_tf.squad.export import ContextAligner, best_answers, build_windows, export_squad
+from xlnet_tf.squad.export import best_answers, build_windows, export_squad
+from xlnet_tf.squad.serving_align import ContextAligner
 from xlnet_tf.squad.model import XLNetSquadModel
 from xlnet_tf.squad.postprocess import RawResult, write_predictions
 from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
