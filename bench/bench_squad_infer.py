@@ -39,10 +39,9 @@ import tensorflow_text  # noqa: E402,F401 - registers the ops the SavedModel nee
 
 from xlnet_tf.tokenization import tokenizer as tok_lib  # noqa: E402
 from xlnet_tf.modeling.config import XLNetConfig  # noqa: E402
-from xlnet_tf.squad import data as sd  # noqa: E402
-from xlnet_tf.squad.export import ContextAligner, export_squad  # noqa: E402
-from xlnet_tf.squad.model import XLNetSquadModel, predict_raw_results  # noqa: E402
-from xlnet_tf.squad.postprocess import write_predictions  # noqa: E402
+from xlnet_tf import squad  # noqa: E402
+from xlnet_tf.squad import (ContextAligner, XLNetSquadModel, export_squad,  # noqa: E402
+                            predict_raw_results, write_predictions)
 
 SHAPES = {
     "base": dict(n_layer=12, d_model=768, n_head=12, d_head=64, d_inner=3072, n_token=32000),
@@ -52,7 +51,7 @@ SHAPES = {
 
 def check_alignment(data, spiece_model, batch=64):
     tokenizer = tok_lib.Tokenizer(spiece_model)
-    examples = sd.read_squad_examples(data, is_training=False)
+    examples = squad.read_squad_examples(data, is_training=False)
     contexts = list(dict.fromkeys(ex.paragraph_text for ex in examples))
     aligner = ContextAligner(spiece_model)
     fn = tf.function(aligner.align, input_signature=[tf.TensorSpec([None], tf.string)])
@@ -62,7 +61,7 @@ def check_alignment(data, spiece_model, batch=64):
         chunk = contexts[i:i + batch]
         got = fn(tf.constant(chunk))
         for j, context in enumerate(chunk):
-            info = sd._prepare_paragraph(tokenizer.sp_model, context, False, False)
+            info = squad.prepare_paragraph(tokenizer.sp_model, context, False, False)
             want = (info.para_ids, info.tok_start_to_orig, info.tok_end_to_orig)
             for name, g, w in zip(("ids", "start", "end"), got, want):
                 if [int(x) for x in g[j].numpy()] != [int(x) for x in w]:
@@ -98,17 +97,17 @@ def main():
     tf.keras.utils.set_random_seed(0)
     model = XLNetSquadModel(XLNetConfig(**shape, dropout=0.0, dropatt=0.0))
     tokenizer = tok_lib.Tokenizer(args.spiece_model)
-    examples = sd.read_squad_examples(args.data, is_training=False)[:args.n_questions]
+    examples = squad.read_squad_examples(args.data, is_training=False)[:args.n_questions]
     n = len(examples)
 
     # ---- 1. the run_squad.py path
     t0 = time.time()
-    feats = sd.convert_examples_to_features(examples, tokenizer, T, args.doc_stride,
+    feats = squad.convert_examples_to_features(examples, tokenizer, T, args.doc_stride,
                                             args.max_query_length, False, num_workers=1)
     t_pre = time.time() - t0
     with tempfile.TemporaryDirectory() as tmp:
         record = os.path.join(tmp, "eval.tf_record")
-        sd.write_squad_features(feats, record, False)
+        squad.write_squad_features(feats, record, False)
         predict_raw_results(model, record, args.batch, T, log_every=0)       # trace
         t0 = time.time()
         results = predict_raw_results(model, record, args.batch, T, log_every=0)

@@ -20,15 +20,15 @@ import time
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from xlnet_tf.squad import data as sd  # noqa: E402
+from xlnet_tf import squad  # noqa: E402
 from xlnet_tf.tokenization.tokenizer import Tokenizer  # noqa: E402
 
 
 def run(data, tokenizer, num_workers, is_training):
     """Returns (questions, features, wall seconds, CPU seconds of this process + workers)."""
     t0, c0 = time.time(), os.times()
-    examples = sd.read_squad_examples(data, is_training=is_training)
-    feats = sd.convert_examples_to_features(examples, tokenizer, 512, 128, 64, is_training=is_training,
+    examples = squad.read_squad_examples(data, is_training=is_training)
+    feats = squad.convert_examples_to_features(examples, tokenizer, 512, 128, 64, is_training=is_training,
                                             num_workers=num_workers)
     dt, c1 = time.time() - t0, os.times()
     cpu = (c1.user - c0.user) + (c1.system - c0.system) + (c1.children_user - c0.children_user) \
@@ -55,7 +55,7 @@ def main():
     if args.reference_paragraphs:
         sys.path.insert(0, str(REPO / "tests"))
         from test_squad_data import reference_align  # literal per-cell transcription of the spec
-        examples = sd.read_squad_examples(args.data, is_training=False)
+        examples = squad.read_squad_examples(args.data, is_training=False)
         paragraphs = sorted({ex.paragraph_text for ex in examples})
         sample = random.Random(0).sample(paragraphs, args.reference_paragraphs)
         q_per_par = len(examples) / len(paragraphs)
@@ -66,7 +66,7 @@ def main():
         t_ref = (time.time() - t0) / len(pairs)
         t0 = time.time()
         for raw, tok in pairs:
-            sd.align_chars(raw, tok)
+            squad.align_chars(raw, tok)
         t_new = (time.time() - t0) / len(pairs)
         print(f"alignment per paragraph: literal original-style {1000 * t_ref:.1f} ms, "
               f"align_chars {1000 * t_new:.2f} ms ({t_ref / t_new:.0f}x); the original aligned once "

@@ -45,11 +45,25 @@ def setup_logging(verbose=False):
 
 def parse(define_flags, argv, prog):
     """A fresh FlagValues with the entry point's flags, parsed from ``argv`` (without the
-    program name).  Raises UsageError for a bad command line."""
+    program name).  Raises UsageError for a bad command line.
+
+    An entry point that takes positional arguments names the flags they fill, in order, in
+    the attribute ``define_flags.positional`` (e.g. ``("data_file", "pred_file")``); without
+    it arguments that are not flags are ignored."""
     fv = flags.FlagValues()
     define_flags(fv)
+    positional = tuple(getattr(define_flags, "positional", ()))
     try:
-        fv([prog, *argv])
+        rest = fv([prog, *argv])[1:]
+        if positional:
+            if len(rest) > len(positional):
+                raise UsageError(f"unexpected argument(s) {rest[len(positional):]}; expected "
+                                 f"{' '.join(positional)} (see {prog} --help)")
+            for name, value in zip(positional, rest):
+                if fv[name].present:
+                    raise UsageError(f"{name} given twice, as --{name} and as the argument "
+                                     f"{value!r} (see {prog} --help)")
+                fv[name].parse(value)
     except flags.Error as e:
         raise UsageError(f"{e} (see {prog} --help)") from None
     return fv

@@ -230,7 +230,7 @@ def save_final_checkpoint(model, model_dir):
     import tensorflow as tf
 
     from xlnet_tf import save_original_checkpoint
-    from xlnet_tf.training.loop import checkpoint_step
+    from xlnet_tf.training import checkpoint_step
     latest = tf.train.latest_checkpoint(model_dir)
     step = checkpoint_step(latest) if latest else 0
     return save_original_checkpoint(model, os.path.join(model_dir, FINAL_CHECKPOINT),

@@ -4,10 +4,11 @@ against the official formats and an independent re-evaluation, prediction from
 --init_checkpoint alone, the export in a fresh process, and the refusals of bad input (the
 output_dir left untouched).
 
-The script's ``main`` runs in this process (absl flags parsed per call) to keep the module
-fast.
+The script runs in this process (``xlnet_tf.cli.run``: its flags parsed on a fresh
+FlagValues per call) to keep the module fast.
 """
 import contextlib
+import importlib
 import io
 import json
 import os
@@ -19,10 +20,9 @@ import types
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl import flags
 
+from xlnet_tf import cli
 from xlnet_tf.squad import evaluate as squad_eval
-from conftest import script_module
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SPM = str(REPO / "tests" / "fixtures" / "spiece_test.model")
@@ -33,19 +33,13 @@ TINY = ["--n_layer=2", "--d_model=64", "--n_head=2", "--d_head=32", "--d_inner=1
         "--iterations=100", f"--spiece_model={SPM}"]
 
 
+run_squad = importlib.import_module("run_squad")
+
+
 def run_cli(args, capsys):
-    """Run run_squad.main with ``args``; returns (exit code, stdout, stderr)."""
-    script = script_module('run_squad')   # installs this script's flags
-    FLAGS = flags.FLAGS
-    FLAGS.unparse_flags()
-    FLAGS(["run_squad.py", *args])
-    code = 0
-    try:
-        script.main([])
-    except SystemExit as e:
-        code = e.code
-    finally:
-        FLAGS.unparse_flags()
+    """Run run_squad.py with ``args``; returns (exit code, stdout, stderr)."""
+    code = cli.run(run_squad.define_flags, run_squad.main, [str(a) for a in args],
+                   prog="run_squad.py")
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -1,6 +1,7 @@
-"""Tests for xlnet_tf.squad.data: alignment, features layout, labels, caching, bad input.
+"""Tests for the SQuAD input pipeline (xlnet_tf.squad.examples, .alignment, .features,
+.records): alignment, features layout, labels, caching, bad input.
 
-The alignment is checked against a literal cell-by-cell transcription of the spec's banded LCS
+The alignment is checked against a literal cell-by-cell transcription of the original's banded LCS
 (dict back-pointers, ``preprocess_text`` per cell), and end to end by a round trip over all
 10,570 questions of SQuAD 1.1 dev: gold character span → training token positions → text cut
 from the raw paragraph by the post-processing path.
@@ -16,7 +17,9 @@ import pytest
 
 from xlnet_tf.squad import evaluate as squad_eval
 from xlnet_tf.tokenization import tokenizer as tok_lib
-from xlnet_tf.squad import data as sd
+from xlnet_tf import squad
+from xlnet_tf.squad import alignment
+from xlnet_tf.squad import features as squad_features
 from xlnet_tf.squad.postprocess import span_text
 
 SPM = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model"
@@ -28,7 +31,7 @@ def tokenizer():
 
 
 # ------------------------------------------------------------------------------------------
-# Reference: the spec's banded LCS, transcribed literally (slow).
+# Reference: the original's banded LCS, transcribed literally (slow).
 # ------------------------------------------------------------------------------------------
 def reference_align(raw, tok, lower=False):
     n, m = len(raw), len(tok)
@@ -99,25 +102,25 @@ HAND_PAIRS = [
 @pytest.mark.parametrize("raw,tok", HAND_PAIRS)
 def test_align_chars_matches_reference_on_hand_pairs(raw, tok, monkeypatch):
     expected = reference_align(raw, tok)
-    assert sd.align_chars(raw, tok) == expected
-    monkeypatch.setattr(sd, "_NUMPY_BAND", 0)          # force the numpy row version
-    assert sd.align_chars(raw, tok) == expected
+    assert squad.align_chars(raw, tok) == expected
+    monkeypatch.setattr(alignment, "_NUMPY_BAND", 0)          # force the numpy row version
+    assert squad.align_chars(raw, tok) == expected
 
 
 def test_align_chars_hand_values():
     # Doubled band: raw[8 + k] aligns to tok[k] (offset 8 > first band 5, < doubled band 10).
-    o2t, t2o, score = sd.align_chars("XXXXXXXXabcdefghijklmnopqrstuvwxyz0123456789",
+    o2t, t2o, score = squad.align_chars("XXXXXXXXabcdefghijklmnopqrstuvwxyz0123456789",
                                      "abcdefghijklmnopqrstuvwxyz0123456789YYYYYYYY")
     assert score == 36
     assert o2t[:8] == [None] * 8 and o2t[8:] == list(range(36))
     assert t2o[36:] == [None] * 8
     # Accent stripped char matches; the extra leading tok space is unaligned.
-    o2t, t2o, _ = sd.align_chars("Caf\u00e9", " Cafe")
+    o2t, t2o, _ = squad.align_chars("Caf\u00e9", " Cafe")
     assert o2t == [1, 2, 3, 4] and t2o == [None, 0, 1, 2, 3]
     # NFKD expansion: the ligature (1 raw char -> "fi") cannot match one tok char.
-    o2t, t2o, _ = sd.align_chars("a \ufb01sh", " a fish")
+    o2t, t2o, _ = squad.align_chars("a \ufb01sh", " a fish")
     assert o2t == [1, 2, None, 5, 6]
-    assert sd.align_chars("completely different", " qqqqqqqq zzzzzzzzzz") is None
+    assert squad.align_chars("completely different", " qqqqqqqq zzzzzzzzzz") is None
 
 
 def test_align_chars_matches_reference_on_real_paragraphs(shared_data, tokenizer, monkeypatch):
@@ -132,30 +135,30 @@ def test_align_chars_matches_reference_on_real_paragraphs(shared_data, tokenizer
     for raw, tok in short:
         expected = reference_align(raw, tok)
         assert expected is not None
-        assert sd.align_chars(raw, tok) == expected
-    monkeypatch.setattr(sd, "_NUMPY_BAND", 0)
+        assert squad.align_chars(raw, tok) == expected
+    monkeypatch.setattr(alignment, "_NUMPY_BAND", 0)
     for raw, tok in short[:8]:
-        assert sd.align_chars(raw, tok) == reference_align(raw, tok)
+        assert squad.align_chars(raw, tok) == reference_align(raw, tok)
 
 
 def test_convert_index_rules():
     idx = [None, 3, None, None, 7, None]
-    assert sd.convert_index(idx, 1) == 3
+    assert squad.convert_index(idx, 1) == 3
     # only rear known (pos 0): start -> 0 (index[rear]=3 >= 1), end -> 3 - 1
-    assert sd.convert_index(idx, 0, is_start=True) == 0
-    assert sd.convert_index(idx, 0, is_start=False) == 2
-    assert sd.convert_index([None, 0, 5], 0, is_start=False) == 0
+    assert squad.convert_index(idx, 0, is_start=True) == 0
+    assert squad.convert_index(idx, 0, is_start=False) == 2
+    assert squad.convert_index([None, 0, 5], 0, is_start=False) == 0
     # both known with a gap (3 .. 7): start -> 4, end -> 6
-    assert sd.convert_index(idx, 2, is_start=True) == 4
-    assert sd.convert_index(idx, 3, is_start=False) == 6
+    assert squad.convert_index(idx, 2, is_start=True) == 4
+    assert squad.convert_index(idx, 3, is_start=False) == 6
     # both known without a gap: start -> rear value, end -> front value
-    assert sd.convert_index([2, None, 3], 1, is_start=True) == 3
-    assert sd.convert_index([2, None, 3], 1, is_start=False) == 2
+    assert squad.convert_index([2, None, 3], 1, is_start=True) == 3
+    assert squad.convert_index([2, None, 3], 1, is_start=False) == 2
     # only front known: with M and front < M-1: start -> front+1, end -> M-1; else front
-    assert sd.convert_index(idx, 5, M=10, is_start=True) == 8
-    assert sd.convert_index(idx, 5, M=10, is_start=False) == 9
-    assert sd.convert_index(idx, 5, M=8, is_start=True) == 7
-    assert sd.convert_index(idx, 5, is_start=True) == 7
+    assert squad.convert_index(idx, 5, M=10, is_start=True) == 8
+    assert squad.convert_index(idx, 5, M=10, is_start=False) == 9
+    assert squad.convert_index(idx, 5, M=8, is_start=True) == 7
+    assert squad.convert_index(idx, 5, is_start=True) == 7
 
 
 # ------------------------------------------------------------------------------------------
@@ -169,7 +172,7 @@ assert len(WORDS) == 24
 def _hand_example(question="Which of the following was the first new thing in this city?"):
     paragraph = " ".join(WORDS)
     start = paragraph.index(" as by ") + 1      # words 8..9
-    return sd.SquadExample("h1", question, paragraph, orig_answer_text="as by",
+    return squad.SquadExample("h1", question, paragraph, orig_answer_text="as by",
                            start_position=start, is_impossible=False), paragraph
 
 
@@ -180,7 +183,7 @@ def test_features_layout_windows_and_labels(tokenizer):
     q_ids = tokenizer.encode_ids(example.question_text)
     assert len(q_ids) > 4
     q_ids = q_ids[:4]                          # max_query_length = 4
-    feats = sd.convert_examples_to_features([example], tokenizer, max_seq_length=20, doc_stride=5,
+    feats = squad.convert_examples_to_features([example], tokenizer, max_seq_length=20, doc_stride=5,
                                             max_query_length=4, is_training=True, num_workers=1)
     # max_tokens_for_doc = 20 - 4 - 3 = 13; 24 tokens, stride 5: starts 0, 5, 10, 15.
     assert [(f.doc_span_index, f.paragraph_len) for f in feats] == [(0, 13), (1, 13), (2, 13), (3, 9)]
@@ -193,7 +196,7 @@ def test_features_layout_windows_and_labels(tokenizer):
         pad = 20 - len(expect_ids)
         assert f.input_ids.tolist() == expect_ids + [0] * pad
         assert f.input_mask.tolist() == [0.0] * len(expect_ids) + [1.0] * pad
-        assert f.segment_ids.tolist() == [0] * (p + 1) + [1] * 5 + [2] + [3] * pad
+        assert f.seg_ids.tolist() == [0] * (p + 1) + [1] * 5 + [2] + [3] * pad
         assert f.p_mask.tolist() == [0.0] * p + [1.0] * 6 + [0.0] + [1.0] * pad
         assert f.cls_index == p + 6 and f.input_ids[f.cls_index] == tok_lib.CLS_ID
         # Raw character span of every window token. A piece "▁word" starts at the space
@@ -227,16 +230,16 @@ def test_features_layout_windows_and_labels(tokenizer):
 
 def test_features_prediction_mode_and_impossible(tokenizer):
     example, _ = _hand_example()
-    pred = sd.convert_examples_to_features([example], tokenizer, 20, 5, 4, is_training=False, num_workers=1)
+    pred = squad.convert_examples_to_features([example], tokenizer, 20, 5, 4, is_training=False, num_workers=1)
     assert all(f.start_position is None and f.is_impossible is None for f in pred)
-    impossible = sd.SquadExample("h2", "what?", " ".join(WORDS), "", -1, is_impossible=True)
-    feats = sd.convert_examples_to_features([impossible], tokenizer, 64, 128, 16, is_training=True,
+    impossible = squad.SquadExample("h2", "what?", " ".join(WORDS), "", -1, is_impossible=True)
+    feats = squad.convert_examples_to_features([impossible], tokenizer, 64, 128, 16, is_training=True,
                                             num_workers=1)
     assert len(feats) == 1
     f = feats[0]
     assert f.start_position == f.end_position == f.cls_index and f.is_impossible == 1.0
     with pytest.raises(ValueError, match="max_seq_length"):
-        sd.convert_examples_to_features([example], tokenizer, 10, 5, 8, is_training=False)
+        squad.convert_examples_to_features([example], tokenizer, 10, 5, 8, is_training=False)
 
 
 # ------------------------------------------------------------------------------------------
@@ -245,9 +248,9 @@ def test_features_prediction_mode_and_impossible(tokenizer):
 def test_round_trip_dev_v11(shared_data, tokenizer):
     path = shared_data / "squad" / "dev-v1.1.json"
     t0 = time.time()
-    examples = sd.read_squad_examples(path, is_training=True)
+    examples = squad.read_squad_examples(path, is_training=True)
     assert len(examples) == 10570 and examples.num_bad_offsets == 0
-    feats = sd.convert_examples_to_features(examples, tokenizer, max_seq_length=512, doc_stride=128,
+    feats = squad.convert_examples_to_features(examples, tokenizer, max_seq_length=512, doc_stride=128,
                                             max_query_length=64, is_training=True, num_workers=2)
     elapsed = time.time() - t0
     by_example = {}
@@ -282,12 +285,12 @@ def test_round_trip_dev_v11(shared_data, tokenizer):
 # ------------------------------------------------------------------------------------------
 def test_v2_training_labels(shared_data, tokenizer):
     path = shared_data / "squad" / "dev-v2.0.first2articles.json"
-    examples = sd.read_squad_examples(path, is_training=True)
+    examples = squad.read_squad_examples(path, is_training=True)
     assert len(examples) == 626
     n_imp = sum(ex.is_impossible for ex in examples)
     assert n_imp == 333
     assert all(ex.start_position == -1 and ex.orig_answer_text == "" for ex in examples if ex.is_impossible)
-    feats = sd.convert_examples_to_features(examples, tokenizer, 256, 64, 32, is_training=True, num_workers=1)
+    feats = squad.convert_examples_to_features(examples, tokenizer, 256, 64, 32, is_training=True, num_workers=1)
     for f in feats:
         ex = examples[f.example_index]
         assert 0 <= f.start_position <= f.end_position < 256
@@ -319,14 +322,14 @@ def test_bad_offsets_warned_skipped_counted(tmp_path, caplog):
         {"id": "ok2", "question": "Which dog?", "answers": [{"text": "lazy", "answer_start": 35}]},
     ]}]}]}
     path = _write_json(tmp_path / "d.json", data)
-    with caplog.at_level(logging.WARNING, logger="xlnet_tf.squad.data"):
-        ex = sd.read_squad_examples(path, is_training=True)
+    with caplog.at_level(logging.WARNING, logger="xlnet_tf"):
+        ex = squad.read_squad_examples(path, is_training=True)
     assert [e.qas_id for e in ex] == ["ok", "ok2"]
     assert ex.num_bad_offsets == 1 and ex.skipped_qas_ids == ("bad",)
     assert "question bad" in caplog.text and "answer_start=3" in caplog.text
     assert ex[0].start_position == 10 and ex[0].orig_answer_text == "brown fox"
     # Prediction mode keeps the question (answers are not used for features), still counts it.
-    ex = sd.read_squad_examples(path, is_training=False)
+    ex = squad.read_squad_examples(path, is_training=False)
     assert [e.qas_id for e in ex] == ["ok", "bad", "ok2"] and ex.num_bad_offsets == 1
     assert ex[1].answers == [] and ex[1].start_position is None
 
@@ -334,12 +337,12 @@ def test_bad_offsets_warned_skipped_counted(tmp_path, caplog):
 def test_json_without_data_and_missing_files(tmp_path):
     path = _write_json(tmp_path / "nodata.json", {"version": "2.0", "articles": []})
     with pytest.raises(ValueError, match="no top-level 'data' list"):
-        sd.read_squad_examples(path, is_training=False)
+        squad.read_squad_examples(path, is_training=False)
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        sd.read_squad_examples(tmp_path / "missing.json", is_training=False)
+        squad.read_squad_examples(tmp_path / "missing.json", is_training=False)
     good = _write_json(tmp_path / "good.json", {"data": []})
     with pytest.raises(FileNotFoundError, match="SentencePiece model"):
-        sd.load_or_build_features(good, tmp_path / "no_such.model", tmp_path / "cache", is_training=False)
+        squad.load_or_build_features(good, tmp_path / "no_such.model", tmp_path / "cache", is_training=False)
     with pytest.raises(FileNotFoundError, match="SentencePiece model"):
         tok_lib.Tokenizer(tmp_path / "no_such.model")
 
@@ -351,15 +354,15 @@ def test_empty_context_skipped(tmp_path, caplog, tokenizer):
         {"context": "Some text here.", "qas": [
             {"id": "k", "question": "Q?", "answers": [{"text": "text", "answer_start": 5}]}]}]}]}
     path = _write_json(tmp_path / "d.json", data)
-    with caplog.at_level(logging.WARNING, logger="xlnet_tf.squad.data"):
-        ex = sd.read_squad_examples(path, is_training=False)
+    with caplog.at_level(logging.WARNING, logger="xlnet_tf"):
+        ex = squad.read_squad_examples(path, is_training=False)
     assert [e.qas_id for e in ex] == ["k"] and ex.num_empty_context == 2
     assert "empty context" in caplog.text
     # An empty paragraph handed straight to the converter is dropped with a warning too.
     caplog.clear()
-    bare = [sd.SquadExample("z", "Q?", ""), sd.SquadExample("k", "Q?", "Some text here.")]
-    with caplog.at_level(logging.WARNING, logger="xlnet_tf.squad.data"):
-        feats = sd.convert_examples_to_features(bare, tokenizer, 64, 32, 16, is_training=False, num_workers=1)
+    bare = [squad.SquadExample("z", "Q?", ""), squad.SquadExample("k", "Q?", "Some text here.")]
+    with caplog.at_level(logging.WARNING, logger="xlnet_tf"):
+        feats = squad.convert_examples_to_features(bare, tokenizer, 64, 32, 16, is_training=False, num_workers=1)
     assert feats.dropped_qas_ids == ("z",) and [f.example_index for f in feats] == [1]
     assert "MISMATCH DETECTED" in caplog.text and "z" in caplog.text
 
@@ -377,24 +380,33 @@ def test_cache_and_dataset(shared_data, tmp_path):
     _write_json(data_file, obj)
     cache = tmp_path / "cache"
     kw = dict(max_seq_length=128, doc_stride=32, max_query_length=24, num_workers=1)
-    c1 = sd.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
+    c1 = squad.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
     assert c1.rebuilt and c1.num_features == len(c1.features) > len(c1.examples)
     manifest = json.loads(open(c1.manifest_path).read())
     assert manifest["settings"]["max_seq_length"] == 128 and manifest["num_features"] == c1.num_features
-    c2 = sd.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
+    c2 = squad.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
     assert not c2.rebuilt
     assert [f.unique_id for f in c2.features] == [f.unique_id for f in c1.features]
     assert [e.qas_id for e in c2.examples] == [e.qas_id for e in c1.examples]
     np.testing.assert_array_equal(c2.features[3].input_ids, c1.features[3].input_ids)
+    # On disk the records keep the key "segment_ids" (renamed to seg_ids when parsed).
+    record = next(iter(tf.data.TFRecordDataset(c2.record_path))).numpy()
+    keys = set(tf.train.Example.FromString(record).features.feature)
+    assert "segment_ids" in keys and "seg_ids" not in keys
+    # A cache of an older format (its pickled classes lived elsewhere) is rebuilt, not read.
+    old = dict(manifest, settings=dict(manifest["settings"], format_version=1))
+    _write_json(pathlib.Path(c1.manifest_path), old)
+    c_old = squad.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
+    assert c_old.rebuilt and c_old.manifest["settings"]["format_version"] == 2
     # Changing the source file invalidates the cache.
     obj["data"][0]["paragraphs"][0]["qas"][0]["question"] = "Changed question?"
     _write_json(data_file, obj)
-    c3 = sd.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
+    c3 = squad.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
     assert c3.rebuilt
     # Records hold exactly the features; prediction keeps the last partial batch.
-    ds = sd.squad_dataset(c3.record_path, batch_size=8, is_training=False, seq_len=128)
+    ds = squad.squad_dataset(c3.record_path, batch_size=8, is_training=False, seq_len=128)
     assert ds.element_spec["input_ids"].shape.as_list() == [None, 128]
-    rows = {k: [] for k in ("unique_ids", "input_ids", "input_mask", "p_mask", "segment_ids", "cls_index")}
+    rows = {k: [] for k in ("unique_ids", "input_ids", "input_mask", "p_mask", "seg_ids", "cls_index")}
     for batch in ds:
         for k in rows:
             rows[k].append(batch[k].numpy())
@@ -405,13 +417,13 @@ def test_cache_and_dataset(shared_data, tmp_path):
     np.testing.assert_array_equal(rows["input_ids"], np.stack([f.input_ids for f in feats]))
     np.testing.assert_array_equal(rows["input_mask"], np.stack([f.input_mask for f in feats]))
     np.testing.assert_array_equal(rows["p_mask"], np.stack([f.p_mask for f in feats]))
-    np.testing.assert_array_equal(rows["segment_ids"], np.stack([f.segment_ids for f in feats]))
+    np.testing.assert_array_equal(rows["seg_ids"], np.stack([f.seg_ids for f in feats]))
     np.testing.assert_array_equal(rows["cls_index"], [f.cls_index for f in feats])
     assert rows["input_ids"].dtype == np.int32 and rows["input_mask"].dtype == np.float32
     # Training records: labels present, static batch, drop_remainder.
-    t = sd.load_or_build_features(data_file, SPM, cache, is_training=True, **kw)
+    t = squad.load_or_build_features(data_file, SPM, cache, is_training=True, **kw)
     assert t.rebuilt and t.features is None and t.num_features > 0
-    dtrain = sd.squad_dataset(t.record_path, batch_size=4, is_training=True, seq_len=128, seed=1)
+    dtrain = squad.squad_dataset(t.record_path, batch_size=4, is_training=True, seq_len=128, seed=1)
     assert dtrain.element_spec["start_positions"].shape.as_list() == [4]
     b = next(iter(dtrain))
     start, end, cls = b["start_positions"].numpy(), b["end_positions"].numpy(), b["cls_index"].numpy()
@@ -424,11 +436,11 @@ def test_cache_and_dataset(shared_data, tmp_path):
 
 def test_write_squad_features_atomic_and_errors(tmp_path, tokenizer):
     example, _ = _hand_example()
-    feats = sd.convert_examples_to_features([example], tokenizer, 20, 5, 4, is_training=True, num_workers=1)
+    feats = squad.convert_examples_to_features([example], tokenizer, 20, 5, 4, is_training=True, num_workers=1)
     out = tmp_path / "x.tf_record"
-    assert sd.write_squad_features(feats, out, is_training=True) == 4
+    assert squad.write_squad_features(feats, out, is_training=True) == 4
     assert [p.name for p in tmp_path.iterdir()] == ["x.tf_record"]     # no temporary left behind
-    ds = sd.squad_dataset(out, batch_size=4, is_training=True, seq_len=20, repeat=False)
+    ds = squad.squad_dataset(out, batch_size=4, is_training=True, seq_len=20, repeat=False)
     b = next(iter(ds))                                  # shuffled: sort by unique id
     order = np.argsort(b["unique_ids"].numpy())
     assert b["unique_ids"].numpy()[order].tolist() == [1000000000 + k for k in range(4)]
@@ -437,21 +449,36 @@ def test_write_squad_features_atomic_and_errors(tmp_path, tokenizer):
     assert b["is_impossible"].numpy()[order].tolist() == [0.0, 0.0, 1.0, 1.0]
     # Prediction features have no labels: writing them as training records is refused and
     # leaves neither the target nor a temporary file.
-    pred = sd.convert_examples_to_features([example], tokenizer, 20, 5, 4, is_training=False, num_workers=1)
+    pred = squad.convert_examples_to_features([example], tokenizer, 20, 5, 4, is_training=False, num_workers=1)
     with pytest.raises(ValueError, match="no training labels"):
-        sd.write_squad_features(pred, tmp_path / "y.tf_record", is_training=True)
+        squad.write_squad_features(pred, tmp_path / "y.tf_record", is_training=True)
     assert [p.name for p in tmp_path.iterdir()] == ["x.tf_record"]
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        sd.squad_dataset(tmp_path / "nope.tf_record", 4, False, 20)
+        squad.squad_dataset(tmp_path / "nope.tf_record", 4, False, 20)
+
+
+def check_is_max_context(doc_spans, cur_span_index, position):
+    """The original's ``_check_is_max_context`` for one token (reference form): score =
+    ``min(left context, right context) + 0.01 * span length``; the first span with the
+    highest score owns the token."""
+    best_score, best_index = None, None
+    for span_index, (start, length) in enumerate(doc_spans):
+        end = start + length - 1
+        if position < start or position > end:
+            continue
+        score = min(position - start, end - position) + 0.01 * length
+        if best_score is None or score > best_score:
+            best_score, best_index = score, span_index
+    return cur_span_index == best_index
 
 
 def test_max_context_owner_matches_per_token_rule():
     rng = random.Random(3)
     for _ in range(50):
         n, max_doc, stride = rng.randint(1, 60), rng.randint(1, 20), rng.randint(1, 25)
-        spans = sd._doc_spans(n, max_doc, stride)
+        spans = squad_features._doc_spans(n, max_doc, stride)
         assert spans[0][0] == 0 and spans[-1][0] + spans[-1][1] == n
-        owner = sd._max_context_owner(spans, n)
+        owner = squad_features._max_context_owner(spans, n)
         for s, (start, length) in enumerate(spans):
             for pos in range(start, start + length):
-                assert sd._check_is_max_context(spans, s, pos) == (owner[pos] == s)
+                assert check_is_max_context(spans, s, pos) == (owner[pos] == s)

@@ -1,11 +1,17 @@
 """Tests for xlnet_tf.squad.evaluate: hand-computed scores and threshold searches."""
 import json
 import logging
+import pathlib
 import random
+import subprocess
+import sys
 
 import pytest
 
+from xlnet_tf import cli
 from xlnet_tf.squad import evaluate as se
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------------------------
@@ -175,7 +181,7 @@ def test_v11_data_without_is_impossible():
 
 def test_missing_prediction_warned_and_wrong(caplog):
     data = _dataset([("a", ["x"]), ("b", ["y"]), ("n", [])])
-    with caplog.at_level(logging.WARNING, logger="xlnet_tf.squad.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="xlnet_tf"):
         out = se.evaluate(data, {"a": "x"}, na_probs={"a": 0.0})
     assert "Missing prediction for b" in caplog.text
     assert "Missing prediction for n" in caplog.text
@@ -199,23 +205,65 @@ def test_bad_inputs(tmp_path):
         se.evaluate(data, {"a": 3})
 
 
+def run_cli(argv):
+    return cli.run(se.define_flags, se.main, [str(a) for a in argv])
+
+
 def test_command_line(tmp_path, capsys):
+    """The official script's invocation: positional data and prediction files, options (long
+    and short) before or after them."""
     data_file = tmp_path / "data.json"
     data_file.write_text(json.dumps({"version": "v2.0", "data": _dataset(_HAND_Q)}))
     pred_file = tmp_path / "pred.json"
     pred_file.write_text(json.dumps(_HAND_PREDS))
     na_file = tmp_path / "na.json"
     na_file.write_text(json.dumps(_HAND_NA))
-    assert se.main([str(data_file), str(pred_file), "--na-prob-file", str(na_file)]) == 0
+    assert run_cli([data_file, pred_file, "--na-prob-file", na_file]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["best_exact"] == pytest.approx(80.0) and out["total"] == 5
     assert "has_ans_exact" not in out
     out_file = tmp_path / "eval.json"
-    assert se.main([str(data_file), str(pred_file), "-n", str(na_file), "-t", "0.5",
-                    "--xlnet-v2", "--out-file", str(out_file)]) == 0
+    assert run_cli(["-n", na_file, data_file, "-t", "0.5", pred_file, "--xlnet-v2",
+                    "--out-file", out_file]) == 0
     written = json.loads(out_file.read_text())
     assert written["exact"] == pytest.approx(80.0)
     assert written["has_ans_exact"] == pytest.approx(2.0 / 3.0)
+    # every option reached evaluate(): the threshold 0.5 switches q2 and q4 to "no answer"
+    data = _dataset(_HAND_Q)
+    assert written == pytest.approx(dict(se.evaluate(data, _HAND_PREDS, na_probs=_HAND_NA,
+                                                     na_prob_thresh=0.5, xlnet_v2=True)))
+    assert out == pytest.approx(dict(se.evaluate(data, _HAND_PREDS, na_probs=_HAND_NA)))
+    assert written["HasAns_exact"] != out["HasAns_exact"] or written["NoAns_exact"] != out["NoAns_exact"]
+    capsys.readouterr()
     # Swapped arguments give a clear message, not a traceback.
-    assert se.main([str(pred_file), str(data_file)]) == 2
+    assert run_cli([pred_file, data_file]) == 2
     assert "no top-level 'data' key" in capsys.readouterr().err
+    # a missing or an extra argument is a usage error
+    assert run_cli([data_file]) == 2
+    assert "expected two arguments" in capsys.readouterr().err
+    assert run_cli([data_file, pred_file, pred_file]) == 2
+    assert "unexpected argument" in capsys.readouterr().err
+
+
+def test_python_m_evaluate_without_tensorflow(tmp_path):
+    """``python -m xlnet_tf.squad.evaluate dev.json predictions.json`` in a fresh process
+    prints the official numbers and never imports TensorFlow."""
+    data_file = tmp_path / "dev.json"
+    data_file.write_text(json.dumps({"version": "v2.0", "data": _dataset(_HAND_Q)}))
+    pred_file = tmp_path / "predictions.json"
+    pred_file.write_text(json.dumps(_HAND_PREDS))
+    code = ("import runpy, sys; sys.argv = ['evaluate', *sys.argv[1:]]\n"
+            "try:\n    runpy.run_module('xlnet_tf.squad.evaluate', run_name='__main__')\n"
+            "finally:\n    print('TF_LOADED' if 'tensorflow' in sys.modules else 'NO_TF')")
+    proc = subprocess.run([sys.executable, "-c", code, str(data_file), str(pred_file)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert lines[-1] == "NO_TF"
+    out = json.loads("\n".join(lines[:-1]))
+    assert out == pytest.approx(dict(se.evaluate(_dataset(_HAND_Q), _HAND_PREDS)))
+    plain = subprocess.run([sys.executable, "-m", "xlnet_tf.squad.evaluate", str(data_file),
+                            str(pred_file)], capture_output=True, text=True, cwd=REPO,
+                           timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    assert json.loads(plain.stdout) == out

@@ -1,8 +1,8 @@
 """The SQuAD SavedModel: in-graph context alignment, windows and post-processing give what
-the Python pipeline (xlnet_tf.squad.data + xlnet_tf.squad.postprocess) gives.
+the Python pipeline (xlnet_tf.squad.features + xlnet_tf.squad.postprocess) gives.
 
 * piece ids and the piece -> raw character maps (``tok_start_to_orig`` /
-  ``tok_end_to_orig``) on every context of the SQuAD 2.0 files in ../shared/data and on
+  ``tok_end_to_orig``) on every context of the SQuAD 2.0 sample files of the shared data and on
   hand-made hard cases (quotes, zero-width characters, accents, unknown characters, ...);
   ``bench/bench_squad_infer.py --check_alignment`` runs the same comparison on all 2,067
   contexts of SQuAD 1.1 dev;
@@ -25,8 +25,9 @@ import tensorflow as tf
 from spm_test_utils import model_with_extra_pieces
 from xlnet_tf.tokenization import tokenizer as tok_lib
 from xlnet_tf.modeling.config import XLNetConfig
-from xlnet_tf.squad import data as sd
-from xlnet_tf.squad.export import ContextAligner, best_answers, build_windows, export_squad
+from xlnet_tf import squad
+from xlnet_tf.squad.export import best_answers, build_windows, export_squad
+from xlnet_tf.squad.serving_align import ContextAligner
 from xlnet_tf.squad.model import XLNetSquadModel
 from xlnet_tf.squad.postprocess import RawResult, write_predictions
 from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
@@ -60,7 +61,7 @@ def contexts_of(shared_data, files=V2_FILES):
 
 
 def python_maps(tokenizer, context):
-    info = sd._prepare_paragraph(tokenizer.sp_model, context, tokenizer.lower, False)
+    info = squad.prepare_paragraph(tokenizer.sp_model, context, tokenizer.lower, False)
     return (list(info.para_ids), list(info.tok_start_to_orig), list(info.tok_end_to_orig))
 
 
@@ -119,10 +120,10 @@ def wide_model(seed=0):
 
 
 def python_pipeline(model, examples, tokenizer):
-    feats = sd.convert_examples_to_features(examples, tokenizer, T, STRIDE, QLEN, False,
+    feats = squad.convert_examples_to_features(examples, tokenizer, T, STRIDE, QLEN, False,
                                             num_workers=1)
     arrays = {k: np.stack([getattr(f, k) for f in feats])
-              for k in ("input_ids", "segment_ids", "input_mask", "p_mask")}
+              for k in ("input_ids", "seg_ids", "input_mask", "p_mask")}
     arrays["cls_index"] = np.array([f.cls_index for f in feats], np.int32)
     out = model(arrays)
     results = [RawResult(f.unique_id, out["start_top_log_probs"][i].numpy(),
@@ -135,7 +136,7 @@ def python_pipeline(model, examples, tokenizer):
 
 def test_windows_and_answers_equal_the_python_pipeline(shared_data):
     tokenizer = tok_lib.Tokenizer(SPM)
-    examples = sd.read_squad_examples(shared_data / "squad" / V2_FILES[0], False)[:120]
+    examples = squad.read_squad_examples(shared_data / "squad" / V2_FILES[0], False)[:120]
     model = wide_model()
     feats, arrays, preds, nbest, null = python_pipeline(model, examples, tokenizer)
     aligner, qtok = ContextAligner(SPM), XLNetTokenizerLayer(SPM)
@@ -144,7 +145,7 @@ def test_windows_and_answers_equal_the_python_pipeline(shared_data):
     def serve(questions, contexts):
         para, ts, te = aligner.align(contexts)
         windows = build_windows(para, qtok(questions)[:, :QLEN], T, STRIDE)
-        out = model({k: windows[k] for k in ("input_ids", "segment_ids", "input_mask",
+        out = model({k: windows[k] for k in ("input_ids", "seg_ids", "input_mask",
                                              "p_mask", "cls_index")})
         return windows, best_answers(out, windows, contexts, ts, te, tf.shape(contexts)[0],
                                      MAX_ANSWER)
@@ -153,7 +154,7 @@ def test_windows_and_answers_equal_the_python_pipeline(shared_data):
         tf.constant([e.question_text for e in examples]),
         tf.constant([e.paragraph_text for e in examples]))
     assert windows["input_ids"].shape[0] == len(feats) > len(examples)   # several windows
-    for key in ("input_ids", "segment_ids", "input_mask", "p_mask", "cls_index"):
+    for key in ("input_ids", "seg_ids", "input_mask", "p_mask", "cls_index"):
         np.testing.assert_array_equal(windows[key].numpy(), arrays[key], err_msg=key)
     is_max = np.zeros((len(feats), T), bool)
     for i, f in enumerate(feats):
@@ -196,9 +197,9 @@ print(json.dumps({"answer": [a.decode("utf-8") for a in out["answer"].numpy()],
 def exported(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("squad_export")
     tokenizer = tok_lib.Tokenizer(SPM)
-    examples = list(sd.read_squad_examples(shared_data / "squad" / V2_FILES[1], False))
+    examples = list(squad.read_squad_examples(shared_data / "squad" / V2_FILES[1], False))
     examples = examples[::12][:40]                      # spread over both articles
-    examples.append(sd.SquadExample("empty", "What?", " "))
+    examples.append(squad.SquadExample("empty", "What?", " "))
     model = wide_model(seed=1)
     _, _, preds, nbest, null = python_pipeline(model, examples[:-1], tokenizer)
     path = export_squad(model, str(tmp / "export"), SPM, max_seq_length=T, doc_stride=STRIDE,

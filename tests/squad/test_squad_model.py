@@ -1,5 +1,5 @@
-"""XLNetSquadModel: the SQuAD heads of spec 1.14 against a NumPy transcription of the spec
-(float64, literal concatenations), the concat orders shown by zeroing kernel halves, the
+"""XLNetSquadModel: the SQuAD heads of the original's ``get_qa_outputs`` against a NumPy
+transcription of them (float64, literal concatenations), the concat orders shown by zeroing kernel halves, the
 answer_class soft start and bias-free dense_1, the loss on a hand-computed case, and the
 original-named checkpoint round trip."""
 import math
@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from xlnet_tf.modeling import checkpoint as ckpt_lib
 from xlnet_tf.modeling.config import XLNetConfig
-from xlnet_tf.squad.model import SquadTask, XLNetSquadModel, squad_loss
+from xlnet_tf.squad.model import XLNetSquadModel
+from xlnet_tf.squad.task import SquadTask, squad_loss
 
 D = 16
 CONFIG = XLNetConfig(n_layer=2, d_model=D, n_head=2, d_head=8, d_inner=32, n_token=50,
@@ -59,7 +60,7 @@ def make_inputs(seed=1):
         p_mask[b, :plen[b]] = 0
         p_mask[b, cls_index[b]] = 0
         input_mask[b, :cls_index[b] + 1] = 0
-    return {"input_ids": ids, "segment_ids": seg, "input_mask": input_mask, "p_mask": p_mask,
+    return {"input_ids": ids, "seg_ids": seg, "input_mask": input_mask, "p_mask": p_mask,
             "cls_index": cls_index.astype(np.int32)}
 
 
@@ -80,7 +81,7 @@ def layer_norm(x, gamma, beta, eps=1e-12):
 
 
 def np_end_logits(w, hidden_b, start_feature, p_mask_b):
-    """One example, one start: spec 1.14 with the literal [token, start] concatenation."""
+    """One example, one start: the original heads with the literal [token, start] concatenation."""
     t = hidden_b.shape[0]
     x = np.concatenate([hidden_b, np.tile(start_feature[None], [t, 1])], -1)   # [T, 2d]
     x = np.tanh(x @ w["end_logits/dense_0/kernel"] + w["end_logits/dense_0/bias"])
@@ -128,7 +129,7 @@ def np_heads(w, hidden, p_mask, cls_index, start_positions=None, k=3, k_end=2):
 
 def hidden_of(model, inputs):
     return model.transformer({"input_ids": inputs["input_ids"],
-                              "seg_ids": inputs["segment_ids"],
+                              "seg_ids": inputs["seg_ids"],
                               "input_mask": inputs["input_mask"]})["hidden"].numpy()
 
 
@@ -310,6 +311,10 @@ def test_bad_inputs_are_named():
         m({k: v for k, v in x.items() if k != "p_mask"})
     with pytest.raises(ValueError, match="start_n_top"):
         XLNetSquadModel(CONFIG, start_n_top=0)
+    # one name for the segment ids: the records' on-disk "segment_ids" is not a model input
+    renamed = {("segment_ids" if k == "seg_ids" else k): v for k, v in x.items()}
+    with pytest.raises(ValueError, match=r"lack \['seg_ids'\]"):
+        m(renamed)
 
 
 def write_safetensors(path, tensors):

@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from xlnet_tf.squad import data as sd
+from xlnet_tf import squad
 from xlnet_tf.squad.postprocess import RawResult, compute_softmax, span_text, write_predictions
 
 SPM = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model"
@@ -21,7 +21,7 @@ TOK_END = [4, 9, 15, 21, 29, 34]
 
 def _feature(uid, example_index, span_index, first_tok, plen, max_ctx):
     window = slice(first_tok, first_tok + plen)
-    return sd.InputFeatures(
+    return squad.InputFeatures(
         unique_id=uid, example_index=example_index, doc_span_index=span_index,
         tok_start_to_orig_index=np.array(TOK_START[window], dtype=np.int32),
         tok_end_to_orig_index=np.array(TOK_END[window], dtype=np.int32),
@@ -31,8 +31,8 @@ def _feature(uid, example_index, span_index, first_tok, plen, max_ctx):
 
 
 def _hand_case():
-    examples = [sd.SquadExample("q1", "?", PARA), sd.SquadExample("q2", "?", PARA),
-                sd.SquadExample("q3", "?", PARA)]
+    examples = [squad.SquadExample("q1", "?", PARA), squad.SquadExample("q2", "?", PARA),
+                squad.SquadExample("q3", "?", PARA)]
     # q1: window A = tokens 0..3, window B = tokens 2..5 (token 2 has max context in B).
     fa = _feature(1000000000, 0, 0, 0, 4, [True, True, False, False])
     fb = _feature(1000000001, 0, 1, 2, 4, [True, True, True, True])
@@ -115,8 +115,8 @@ def test_gold_spans_through_write_predictions(shared_data):
     """SQuAD 2.0 subset: results that point at the gold span must give back the gold text."""
     from xlnet_tf.tokenization.tokenizer import Tokenizer
     tok = Tokenizer(SPM)
-    examples = sd.read_squad_examples(shared_data / "squad" / "dev-v2.0.first2articles.json", is_training=True)
-    features = sd.convert_examples_to_features(examples, tok, 128, 48, 32, is_training=True, num_workers=1)
+    examples = squad.read_squad_examples(shared_data / "squad" / "dev-v2.0.first2articles.json", is_training=True)
+    features = squad.convert_examples_to_features(examples, tok, 128, 48, 32, is_training=True, num_workers=1)
     rng = random.Random(0)
     results, expected_null = [], {}
     reachable = set()

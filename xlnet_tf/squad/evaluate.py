@@ -43,7 +43,6 @@ Command line (same arguments as the official ``evaluate-v2.0.py``)::
 prints the JSON (or writes it to ``--out-file``, atomically). ``--xlnet-v2`` also adds the
 ``has_ans_exact``/``has_ans_f1`` fields of :func:`find_all_best_thresh_v2` (needs null odds).
 """
-import argparse
 import collections
 import json
 import logging
@@ -51,10 +50,13 @@ import math
 import os
 import re
 import string
-import sys
-import tempfile
 
-logger = logging.getLogger(__name__)
+from absl import flags
+
+from xlnet_tf import cli
+from xlnet_tf.io import read_json, write_text_atomic
+
+log = logging.getLogger("xlnet_tf")
 
 __all__ = [
     "normalize_answer",
@@ -72,7 +74,6 @@ __all__ = [
     "find_all_best_thresh_v2",
     "evaluate",
     "evaluate_files",
-    "main",
 ]
 
 _PUNCTUATION = frozenset(string.punctuation)
@@ -148,15 +149,9 @@ def _iter_qas(dataset, source="the data set"):
 def load_dataset(path):
     """Reads a SQuAD v1.1/v2.0 JSON file and returns its ``data`` list."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"SQuAD data file {path!r} does not exist.")
-    with open(path, encoding="utf-8") as f:
-        try:
-            obj = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"SQuAD data file {path!r} is not valid JSON ({e}).") from None
-    if not isinstance(obj, dict) or "data" not in obj:
-        keys = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
+    obj = read_json(path, what="SQuAD data file")
+    if "data" not in obj:
+        keys = sorted(obj)[:10]
         raise ValueError(
             f"SQuAD data file {path!r} has no top-level 'data' key (found {keys}). Pass the "
             f"official SQuAD JSON (e.g. dev-v2.0.json), not a predictions file.")
@@ -164,17 +159,12 @@ def load_dataset(path):
 
 
 def _load_json_dict(path, what):
+    """A ``{question_id: value}`` JSON file (predictions or null odds)."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file {path!r} does not exist.")
-    with open(path, encoding="utf-8") as f:
-        try:
-            obj = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{what} file {path!r} is not valid JSON ({e}).") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{what} file {path!r} must hold a JSON object {{question_id: value}}, "
-                         f"found {type(obj).__name__}.")
+    try:
+        obj = read_json(path, what=f"{what} file")
+    except ValueError as e:
+        raise ValueError(f"{e} It must hold a JSON object {{question_id: value}}.") from None
     if isinstance(obj.get("data"), list):
         raise ValueError(f"{what} file {path!r} looks like a SQuAD data file (it has 'data'); "
                          f"check the order of the arguments.")
@@ -202,7 +192,7 @@ def get_raw_scores(dataset, preds):
         if not gold_answers:
             gold_answers = [""]  # Unanswerable: only an empty prediction is right.
         if qid not in preds:
-            logger.warning("Missing prediction for %s", qid)
+            log.warning("Missing prediction for %s", qid)
             missing.append(qid)
             continue
         pred = preds[qid]
@@ -352,7 +342,7 @@ def evaluate(dataset, preds, na_probs=None, na_prob_thresh=1.0, xlnet_v2=False,
     no_ans_qids = [k for k, v in qid_to_has_ans.items() if not v]
     exact_raw, f1_raw, missing = get_raw_scores(dataset, preds)
     if missing:
-        logger.warning("%d of %d questions have no prediction; they count as wrong.",
+        log.warning("%d of %d questions have no prediction; they count as wrong.",
                        len(missing), len(qid_to_has_ans))
     have_na_probs = na_probs is not None
     if have_na_probs:
@@ -383,52 +373,38 @@ def evaluate_files(data_file, pred_file, na_prob_file=None, na_prob_thresh=1.0, 
                     xlnet_v2=xlnet_v2, na_probs_source=repr(os.fspath(na_prob_file)) if na_prob_file else "")
 
 
-def _write_json_atomic(obj, path):
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def define_flags(fv):
+    """The official ``evaluate-v2.0.py`` arguments: ``data.json pred.json`` (positional) and
+    its options, with their short names."""
+    flags.DEFINE_string("data_file", None, "SQuAD JSON with the gold answers (the first "
+                        "positional argument).", flag_values=fv)
+    flags.DEFINE_string("pred_file", None, "Model predictions {id: text} (the second "
+                        "positional argument).", flag_values=fv)
+    flags.DEFINE_string("out-file", None, "Write accuracy metrics to this file (default: "
+                        "stdout).", short_name="o", flag_values=fv)
+    flags.DEFINE_string("na-prob-file", None, "Model estimates of probability (odds) of no "
+                        "answer.", short_name="n", flag_values=fv)
+    flags.DEFINE_float("na-prob-thresh", 1.0, 'Predict "" if no-answer probability exceeds '
+                       "this.", short_name="t", flag_values=fv)
+    flags.DEFINE_bool("xlnet-v2", False, "Use XLNet's find_all_best_thresh_v2 (adds "
+                      "has_ans_exact/has_ans_f1).", flag_values=fv)
 
 
-def _parse_args(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m xlnet_tf.squad.evaluate",
-        description="SQuAD v1.1/v2.0 evaluation (official metrics; XLNet threshold search).")
-    parser.add_argument("data_file", metavar="data.json", help="SQuAD JSON with the gold answers.")
-    parser.add_argument("pred_file", metavar="pred.json", help="Model predictions {id: text}.")
-    parser.add_argument("--out-file", "-o", metavar="eval.json",
-                        help="Write accuracy metrics to this file (default: stdout).")
-    parser.add_argument("--na-prob-file", "-n", metavar="na_prob.json",
-                        help="Model estimates of probability (odds) of no answer.")
-    parser.add_argument("--na-prob-thresh", "-t", type=float, default=1.0,
-                        help='Predict "" if no-answer probability exceeds this (default = 1.0).')
-    parser.add_argument("--xlnet-v2", action="store_true",
-                        help="Use XLNet's find_all_best_thresh_v2 (adds has_ans_exact/has_ans_f1).")
-    return parser.parse_args(argv)
-
-
-def main(argv=None):
-    args = _parse_args(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    try:
-        out_eval = evaluate_files(args.data_file, args.pred_file, args.na_prob_file,
-                                  args.na_prob_thresh, xlnet_v2=args.xlnet_v2)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.out_file:
-        _write_json_atomic(out_eval, args.out_file)
+def main(F):
+    if not (F.data_file and F.pred_file):
+        cli.fail("expected two arguments: data.json pred.json")
+    cli.setup_logging()
+    out_eval = evaluate_files(F.data_file, F.pred_file, F["na-prob-file"].value,
+                              F["na-prob-thresh"].value, xlnet_v2=F["xlnet-v2"].value)
+    out_file = F["out-file"].value
+    if out_file:
+        write_text_atomic(out_file, json.dumps(out_eval))
     else:
         print(json.dumps(out_eval, indent=2))
     return 0
 
 
+define_flags.positional = ("data_file", "pred_file")
+
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.main_entry(define_flags, main, doc=__doc__)

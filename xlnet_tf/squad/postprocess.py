@@ -1,6 +1,7 @@
-"""SQuAD post-processing: beam outputs of the XLNet SQuAD head → answer texts (spec 6.2).
+"""SQuAD post-processing: beam outputs of the XLNet SQuAD head → answer texts, as the original
+``run_squad.py``'s ``write_predictions``.
 
-Per feature the head predicts (inference mode, spec 1.14):
+Per feature the head predicts (inference mode, :class:`xlnet_tf.squad.model.XLNetSquadModel`):
 
   start_top_log_probs  [start_n_top]               log p(start) of the k best starts
   start_top_index      [start_n_top]               their window positions
@@ -22,7 +23,7 @@ Per feature the head predicts (inference mode, spec 1.14):
    If none survives, one empty entry with log probs -1e6.
 4. n-best probabilities = softmax of the summed log probs.
 5. The prediction is the top n-best text (never "no answer": the null decision is left to the
-   threshold on ``null_odds``, see ``squad_eval``); ``null_odds[qid] = score_null``.
+   threshold on ``null_odds``, see :mod:`xlnet_tf.squad.evaluate`); ``null_odds[qid] = score_null``.
 
 Files (official formats, written atomically): ``predictions.json`` {qid: text},
 ``nbest_predictions.json`` {qid: [{text, probability, start_log_prob, end_log_prob}]},
@@ -32,9 +33,10 @@ import collections
 import json
 import math
 import os
-import tempfile
 
 import numpy as np
+
+from xlnet_tf.io import write_text_atomic
 
 __all__ = ["RawResult", "span_text", "compute_softmax", "write_predictions"]
 
@@ -73,18 +75,9 @@ def _get(result, name):
     return result[name] if isinstance(result, dict) else getattr(result, name)
 
 
-def _write_json_atomic(obj, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=4)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _write_json(obj, path):
+    """Indented JSON in the dict's own order (question order), written atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=4) + "\n")
 
 
 def write_predictions(examples, features, results, n_best_size, max_answer_length, start_n_top,
@@ -92,9 +85,9 @@ def write_predictions(examples, features, results, n_best_size, max_answer_lengt
     """Turns raw head outputs into answers (see the module docstring for the exact rules).
 
     Args:
-      examples: the :class:`~xlnet_tf.squad.data.SquadExample` list the features were
+      examples: the :class:`~xlnet_tf.squad.examples.SquadExample` list the features were
         built from (``feature.example_index`` indexes it).
-      features: the :class:`~xlnet_tf.squad.data.InputFeatures` list.
+      features: the :class:`~xlnet_tf.squad.features.InputFeatures` list.
       results: one :data:`RawResult` (or dict with the same keys) per feature, matched by
         ``unique_id``; arrays may be numpy or lists.
       n_best_size, max_answer_length, start_n_top, end_n_top: the original flags (5, 64, 5, 5).
@@ -185,7 +178,7 @@ def write_predictions(examples, features, results, n_best_size, max_answer_lengt
 
     if output_dir is not None:
         os.makedirs(output_dir, exist_ok=True)
-        _write_json_atomic(all_predictions, os.path.join(output_dir, "predictions.json"))
-        _write_json_atomic(all_nbest_json, os.path.join(output_dir, "nbest_predictions.json"))
-        _write_json_atomic(scores_diff_json, os.path.join(output_dir, "null_odds.json"))
+        _write_json(all_predictions, os.path.join(output_dir, "predictions.json"))
+        _write_json(all_nbest_json, os.path.join(output_dir, "nbest_predictions.json"))
+        _write_json(scores_diff_json, os.path.join(output_dir, "null_odds.json"))
     return all_predictions, all_nbest_json, scores_diff_json

@@ -1,0 +1,322 @@
+"""One fine-tuning run of run_squad.py, from plain values: check everything, then train,
+predict, score and export.
+
+:class:`SquadRun` holds the settings; :func:`fine_tune_squad` runs ``--do_train`` /
+``--do_predict`` (+ ``--export_dir``), :func:`export_squad_run` exports a finished output
+folder.  Every check (the SQuAD files, the ``--init_checkpoint`` against the model, an
+output folder of another model, the export folder) runs before the first write into
+``output_dir``; a mistake raises ValueError / FileNotFoundError with the message to show.
+Progress lines go to ``say`` (the script passes ``print``; default: the ``xlnet_tf`` log).
+"""
+import dataclasses
+import logging
+import os
+from typing import Callable, Optional
+
+from xlnet_tf import finetuning
+
+log = logging.getLogger("xlnet_tf")
+
+SQUAD_CONFIG = "squad_config.json"
+SCRIPT = "run_squad.py"
+
+
+@dataclasses.dataclass
+class SquadRun:
+    """The settings of a run (the flags of run_squad.py, as plain values)."""
+    output_dir: str
+    predict_dir: Optional[str] = None            # default output_dir
+    train_file: Optional[str] = None
+    predict_file: Optional[str] = None
+    version_2_with_negative: bool = False
+    cache_dir: Optional[str] = None
+    overwrite_data: bool = False
+    num_workers: Optional[int] = None
+    max_seq_length: int = 512
+    doc_stride: int = 128
+    max_query_length: int = 64
+    spiece_model: Optional[str] = None
+    uncased: bool = False
+    model_config: Optional[str] = None
+    size: dict = dataclasses.field(default_factory=dict)      # finetuning.SIZE_FLAGS
+    size_given: bool = False
+    run_options: dict = dataclasses.field(default_factory=dict)
+    init_checkpoint: Optional[str] = None
+    do_train: bool = False
+    do_predict: bool = False
+    predict_batch_size: int = 32
+    num_train_epochs: Optional[float] = None
+    shuffle_buffer: int = 2048
+    n_best_size: int = 5
+    start_n_top: int = 5
+    end_n_top: int = 5
+    max_answer_length: int = 64
+    export_dir: Optional[str] = None
+    export_version: Optional[int] = None
+    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
+    num_cpus: Optional[int] = None
+
+
+def export(model, export_dir, spiece_model, cfg, version, say):
+    """The SavedModel of ``model`` with the settings ``cfg`` (squad_config.json)."""
+    from xlnet_tf.squad.export import export_squad
+    path = export_squad(
+        model, export_dir, spiece_model, max_seq_length=cfg["max_seq_length"],
+        doc_stride=cfg["doc_stride"], max_query_length=cfg["max_query_length"],
+        max_answer_length=cfg["max_answer_length"], uncased=cfg["uncased"], version=version)
+    say(f"SavedModel written to {os.path.abspath(path)} (signatures serving_default: "
+        f"question + context -> answer, answer_start, score, null_score; predict_features: "
+        f"built features -> beam outputs). Serving: see README.md, 'Export for TensorFlow "
+        f"Serving'.")
+    return path
+
+
+def export_squad_run(run: SquadRun, say: Optional[Callable[[str], None]] = None):
+    """--export_dir on a finished output_dir (no --do_* flags)."""
+    say = say or log.info
+    import keras
+
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.squad.model import XLNetSquadModel
+    from xlnet_tf.training import restore_for_inference
+
+    cfg = finetuning.read_run_config(run.output_dir, SQUAD_CONFIG, SCRIPT)
+    spiece = run.spiece_model or os.path.join(run.output_dir, finetuning.SPIECE_MODEL)
+    if not os.path.isfile(spiece):
+        raise FileNotFoundError(f"SentencePiece model {spiece!r} does not exist; pass "
+                                f"--spiece_model")
+    version = finetuning.check_export_dir(run.export_dir, run.export_version)
+    keras.mixed_precision.set_global_policy("float32")
+    model = XLNetSquadModel(XLNetConfig.from_dict(cfg["xlnet_config"]), cfg["start_n_top"],
+                            cfg["end_n_top"])
+    source, step = restore_for_inference(model, run.output_dir, None, head_name="SQuAD")
+    say(f"exporting the weights of {source} (step {step})")
+    return export(model, run.export_dir, spiece, cfg, version, say)
+
+
+def read_examples(kind, path, is_training, tokenizer, max_query_length, v2, say):
+    """Read a SQuAD file up front (a bad file fails before anything is written) and report
+    what reading skipped or will truncate.  Returns the examples."""
+    from xlnet_tf.squad.examples import read_squad_examples
+    examples = read_squad_examples(path, is_training=is_training)
+    notes = []
+    if examples.num_bad_offsets:
+        notes.append(f"{examples.num_bad_offsets} answer(s) whose answer_start does not point "
+                     f"at their text")
+    if examples.num_empty_context:
+        notes.append(f"{examples.num_empty_context} question(s) with an empty context")
+    if examples.skipped_qas_ids:
+        notes.append(f"{len(examples.skipped_qas_ids)} question(s) skipped (e.g. "
+                     f"{list(examples.skipped_qas_ids[:3])})")
+    # questions longer than max_query_length pieces keep their first pieces, as the original
+    long_ids = [ex.qas_id for ex in examples
+                if len(tokenizer.encode_ids(ex.question_text)) > max_query_length]
+    if long_ids:
+        notes.append(f"{len(long_ids)} question(s) longer than --max_query_length="
+                     f"{max_query_length} pieces, truncated (e.g. {long_ids[:3]})")
+    impossible = sum(1 for ex in examples if ex.is_impossible)
+    say(f"{kind} file {path}: {len(examples)} questions"
+        f"{f', {impossible} unanswerable' if impossible else ''}"
+        + (f"; WARNING: {'; '.join(notes)}" if notes else ""))
+    if impossible and not v2:
+        say(f"WARNING: {path} has {impossible} unanswerable (SQuAD 2.0) questions but "
+            f"--version_2_with_negative is not set: scores will not use the null odds")
+    if not examples:
+        raise ValueError(f"{kind} file {path!r} holds no usable questions")
+    return examples
+
+
+def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], None]] = None):
+    """--do_train / --do_predict (and --export_dir) in ``run.output_dir``.
+
+    ``train_config`` is the TrainConfig of the optimizer flags (``model_dir`` =
+    ``run.output_dir``); with ``run.num_train_epochs`` its ``train_steps`` is replaced by the
+    steps of that many epochs over the training windows.  Returns the evaluation results
+    (or None when nothing was scored).
+    """
+    import tensorflow as tf
+
+    from xlnet_tf.squad.task import SquadTask, squad_identity
+    from xlnet_tf import training
+
+    say = say or log.info
+    training.configure_cpu_devices(run.num_cpus)
+    out = run.output_dir
+
+    # ---- tokenizer, model config, the input files: read before anything is written
+    spiece = finetuning.resolve_spiece_model(run.spiece_model, out)
+    tokenizer = finetuning.load_tokenizer(spiece, run.uncased)
+    config_path, _ = finetuning.resolve_model_config(run.model_config, out, run.size_given,
+                                                     run.init_checkpoint)
+    config = finetuning.build_config(config_path, run.size, run.run_options,
+                                     tokenizer.vocab_size)
+    files = ([("train", run.train_file)] if run.do_train else []) + \
+        ([("predict", run.predict_file)] if run.do_predict else [])
+    for kind, path in files:
+        read_examples(kind, path, kind == "train", tokenizer, run.max_query_length,
+                      run.version_2_with_negative, say)
+
+    # ---- output_dir, export_dir: refuse another model's folder
+    identity = squad_identity(config, run.max_seq_length)
+    training.check_output_dir(out, identity, SQUAD_CONFIG)
+    version = finetuning.check_export_dir(run.export_dir, run.export_version) if run.export_dir else None
+
+    training.set_precision(train_config.precision)
+    tf.keras.utils.set_random_seed(train_config.seed)
+    try:
+        strategy = training.make_strategy(**run.distribution)
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
+    task = SquadTask(config, None, run.max_seq_length, start_n_top=run.start_n_top,
+                     end_n_top=run.end_n_top, seed=train_config.seed,
+                     shuffle_buffer=run.shuffle_buffer)
+    model = check_weights(run, task, say)
+
+    caches = build_features(run, spiece, files, train_config.seed, say)
+    if run.do_train and run.num_train_epochs is not None:
+        from xlnet_tf.cli import epochs_to_steps
+        n = caches["train"].num_features
+        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
+        say(f"--num_train_epochs={run.num_train_epochs}: {n} windows / batch "
+            f"{train_config.global_batch_size} -> {steps} steps")
+        train_config = dataclasses.replace(train_config, train_steps=steps)
+    if run.do_train:
+        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+
+    step, source = 0, run.init_checkpoint
+    if not run.do_train and model is None:
+        # prediction only: the weights are found and loaded before any write
+        model = task.build_model()
+        source, step = training.restore_for_inference(model, out, run.init_checkpoint,
+                                                      head_name="SQuAD")
+
+    # ---- from here on files are written into output_dir
+    cfg = {"task": "squad", "max_seq_length": run.max_seq_length,
+           "doc_stride": run.doc_stride, "max_query_length": run.max_query_length,
+           "max_answer_length": run.max_answer_length, "n_best_size": run.n_best_size,
+           "start_n_top": run.start_n_top, "end_n_top": run.end_n_top,
+           "uncased": run.uncased, "version_2_with_negative": run.version_2_with_negative,
+           "xlnet_config": task.config.to_dict(), "spiece_model": finetuning.SPIECE_MODEL,
+           "identity": identity}
+    finetuning.write_run_files(out, SQUAD_CONFIG, cfg, task.config, spiece)
+
+    if run.do_train:
+        task.train_record = caches["train"].record_path
+        say(f"fine-tuning on SQuAD: {train_config.train_steps} steps, batch "
+            f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), "
+            f"model {config.n_layer}x{config.d_model}, lr {train_config.learning_rate}, layer "
+            f"decay {train_config.lr_layer_decay_rate}, precision {train_config.precision}")
+        result = training.train(task, train_config, strategy,
+                                init_checkpoint=run.init_checkpoint)
+        model, step, source = result["model"], result["step"], "the final weights"
+        hist = result["history"]
+        if hist:
+            say(f"loss: first loop {hist[0]['loss']:.4f} -> last loop {hist[-1]['loss']:.4f}")
+    say(f"using {source} (step {step})")
+
+    results = None
+    if run.do_predict:
+        results = predict_and_evaluate(run, model, caches["predict"], say)
+    if run.export_dir:
+        export_model = model if train_config.precision == "float32" else \
+            training.copy_for_export(model, task.build_model)
+        export(export_model, run.export_dir, spiece, cfg, version, say)
+    return results
+
+
+def check_weights(run, task, say):
+    """The weights of a run that does not start from its own checkpoint, checked before any
+    write: ``--init_checkpoint`` must fit the model.  Returns the model to predict with when
+    that is the --init_checkpoint one, else None."""
+    import tensorflow as tf
+    out = run.output_dir
+    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
+    has_final = os.path.exists(os.path.join(out, finetuning.FINAL_CHECKPOINT + ".index"))
+    if run.init_checkpoint and not has_ckpt:
+        probe = task.build_model()
+        result = finetuning.check_init_checkpoint(probe, run.init_checkpoint)
+        say(f"--init_checkpoint fits the model: {result}")
+        if not run.do_train and getattr(result, "missing", None):
+            say(f"WARNING: --init_checkpoint {run.init_checkpoint!r} has no SQuAD heads "
+                f"({len(result.missing)} variables such as {result.missing[0]} keep random "
+                f"values): predictions are meaningless unless it was fine-tuned on SQuAD")
+        return probe if not run.do_train and not has_final else None
+    if run.init_checkpoint and not run.do_train:
+        say(f"WARNING: --output_dir {out!r} holds a fine-tuned checkpoint; predicting with "
+            f"it, not with --init_checkpoint {run.init_checkpoint!r} (use another "
+            f"--output_dir to predict with that one)")
+    elif not run.do_train and not has_ckpt and not has_final:
+        raise ValueError(f"nothing to predict with: --output_dir {out!r} holds no checkpoint; "
+                         f"pass --init_checkpoint (a SQuAD fine-tuned one) or --do_train")
+    return None
+
+
+def build_features(run, spiece, files, seed, say):
+    """The cached features of every file the run needs: {kind: SquadFeatureCache}."""
+    from xlnet_tf.squad.records import load_or_build_features
+    caches = {}
+    for kind, path in files:
+        cache_dir = finetuning.default_cache_dir(
+            run.cache_dir, os.path.dirname(os.path.abspath(path)), run.output_dir)
+        try:
+            cache = load_or_build_features(
+                path, spiece, cache_dir, kind == "train", max_seq_length=run.max_seq_length,
+                doc_stride=run.doc_stride, max_query_length=run.max_query_length,
+                uncased=run.uncased, num_workers=run.num_workers,
+                overwrite=run.overwrite_data, shuffle_seed=seed)
+        except PermissionError as e:
+            raise ValueError(str(e)) from None
+        caches[kind] = cache
+        m = cache.manifest
+        say(f"{kind} features: {cache.record_path} - {m['num_examples']} questions -> "
+            f"{m['num_features']} windows; {m['num_dropped_examples']} question(s) dropped "
+            f"(text/piece mismatch), {m['num_bad_offsets']} bad answer offset(s), "
+            f"{m['num_skipped_questions']} skipped{' (reused)' if not cache.rebuilt else ''}")
+    return caches
+
+
+def has_gold_answers(dataset):
+    """True when the SQuAD ``data`` list has answers to score against."""
+    for article in dataset:
+        for paragraph in article.get("paragraphs", ()):
+            for qa in paragraph.get("qas", ()):
+                if qa.get("answers") or qa.get("is_impossible"):
+                    return True
+    return False
+
+
+def predict_and_evaluate(run, model, cache, say):
+    """Beam outputs for every feature -> predictions.json, nbest_predictions.json,
+    null_odds.json (predict_dir) and, when the file has answers, eval_results.json
+    (output_dir).  Returns the evaluation (or None)."""
+    from xlnet_tf.io import write_json_atomic
+    from xlnet_tf.squad import evaluate as squad_eval
+    from xlnet_tf.squad.postprocess import write_predictions
+    from xlnet_tf.squad.task import predict_raw_results
+
+    predict_dir = run.predict_dir or run.output_dir
+    say(f"predicting {len(cache.examples)} questions ({cache.num_features} windows, batch "
+        f"{run.predict_batch_size})")
+    results = predict_raw_results(model, cache.record_path, run.predict_batch_size,
+                                  run.max_seq_length)
+    os.makedirs(predict_dir, exist_ok=True)
+    preds, _, null_odds = write_predictions(
+        cache.examples, cache.features, results, run.n_best_size, run.max_answer_length,
+        run.start_n_top, run.end_n_top, output_dir=predict_dir)
+    say(f"wrote predictions.json, nbest_predictions.json, null_odds.json for {len(preds)} "
+        f"questions to {os.path.abspath(predict_dir)}")
+    dataset = squad_eval.load_dataset(run.predict_file)
+    if not has_gold_answers(dataset):
+        say(f"{run.predict_file} has no answers: not scored")
+        return None
+    v2 = run.version_2_with_negative
+    scores = dict(squad_eval.evaluate(dataset, dict(preds),
+                                      na_probs=dict(null_odds) if v2 else None, xlnet_v2=v2))
+    path = os.path.join(run.output_dir, "eval_results.json")
+    write_json_atomic(path, scores)
+    say(f"eval ({run.predict_file}): {finetuning.format_results(scores)}")
+    if v2 and scores.get("total"):
+        say(f"null baseline (no answer everywhere): exact = f1 = "
+            f"{100.0 * scores.get('NoAns_total', 0) / scores['total']:.2f}")
+    say(f"wrote {path}")
+    return scores
