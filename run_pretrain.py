@@ -48,6 +48,12 @@ def define_flags(fv):
     define("integer", "num_predict", 10, "Predicted tokens per sequence.")
     define("integer", "mask_alpha", 6, "Span masking: context of n*alpha/beta per n-gram.")
     define("integer", "mask_beta", 1, "Span masking beta.")
+    define("integer", "max_gram", 5, "Longest predicted span in words (the original: 5); 1 = "
+           "single-token prediction (the paper's ablation without span prediction).")
+    define("enum", "objective", "plm", "plm: XLNet's permutation LM; dae: BERT's denoising "
+           "objective (80/10/10 corruption of the same predicted positions, bidirectional "
+           "content stream) on the same backbone -- the paper's Transformer-XL + DAE "
+           "baseline.", ["plm", "dae"])
     define("bool", "same_length", False, "Same-length attention (attn_type uni only).")
     # ---- run
     define("string", "model_dir", "runs/pretrain_demo", "Checkpoints, summaries and the "
@@ -76,7 +82,7 @@ def main(F):
 
     data = dict(seq_len=F.seq_len, reuse_len=F.reuse_len, perm_size=F.perm_size,
                 record_dir=F.record_dir, input_text=F.input_text)
-    pretraining.check_settings(**data)     # before TensorFlow starts
+    pretraining.check_settings(objective=F.objective, **data)     # before TensorFlow starts
     size = None if F.model_config else dict(
         n_layer=F.n_layer, d_model=F.d_model, n_head=F.n_head, d_head=F.d_head,
         d_inner=F.d_inner, ff_activation=F.ff_activation, untie_r=F.untie_r)
@@ -84,7 +90,8 @@ def main(F):
         cli.train_config(F, F.model_dir, F.train_steps, F.seq_len, F.max_save),
         model_size=size, model_config=F.model_config, run_options=cli.model_run_options(F),
         mem_len=F.mem_len or None, bi_data=F.bi_data, num_predict=F.num_predict,
-        mask_alpha=F.mask_alpha, mask_beta=F.mask_beta, same_length=F.same_length,
+        mask_alpha=F.mask_alpha, mask_beta=F.mask_beta, max_gram=F.max_gram,
+        objective=F.objective, same_length=F.same_length,
         data_dir=F.data_dir, spiece_model=F.spiece_model, vocab_size=F.vocab_size,
         uncased=F.uncased, init_checkpoint=F.init_checkpoint, strategy=F.strategy, tpu=F.tpu,
         num_gpus=F.num_gpus, tpu_timeout=F.tpu_timeout, num_cpus=F.num_cpus,

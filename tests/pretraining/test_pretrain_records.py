@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pretrain_test_utils import FIXTURE_MODEL, TINY, build, read_records, write_corpus
+from xlnet_tf.pretraining import input_pipeline as pi
 from xlnet_tf.pretraining import records as cpr
 from xlnet_tf import manifest as manifest_lib
 from xlnet_tf.tokenization.tokenizer import CLS_ID, EOD_ID, SEP_ID, Tokenizer
@@ -256,6 +257,43 @@ def test_sample_mask_spans_count_pieces_not_words():
         assert table[seg[starts]].all()  # every span begins at a word start
     assert max(run_lengths) <= 5
     assert 1.9 < np.mean(run_lengths) < 2.5, np.mean(run_lengths)
+
+
+def _runs(mask):
+    edges = np.diff(np.concatenate([[0], mask.astype(int), [0]]))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def test_max_gram_one_predicts_single_tokens():
+    """--max_gram=1 (the paper's ablation without span prediction): every span is one
+    token and two spans never touch (each lives in its own context of mask_alpha tokens);
+    the default 5 gives multi-token spans on the same text."""
+    table = np.ones(10, bool)
+    seg = np.full(512, 3)
+    rng = np.random.default_rng(0)
+    single, spans = [], []
+    for _ in range(40):
+        mask = cpr.sample_mask(seg, table, False, 40, rng, max_gram=1)
+        assert mask.sum() == 40
+        single += _runs(mask).tolist()
+        spans += _runs(cpr.sample_mask(seg, table, False, 40, rng)).tolist()
+    assert set(single) == {1}
+    assert max(spans) == 5 and np.mean(spans) > 1.9
+
+
+def test_max_gram_is_a_record_setting(tmp_path):
+    write_corpus(tmp_path / "corpus", num_files=1, docs_per_file=10, seed=4)
+    part = build(str(tmp_path / "corpus" / "*.txt"), str(tmp_path / "out"), max_gram=1)
+    assert part["build"]["max_gram"] == 1
+    recs = read_records(tmp_path / "out" / part["record_file"])
+    runs = np.concatenate([_runs(m[:REUSE].astype(bool)) for m in recs["is_masked"]])
+    # the reuse part holds no <sep>/<cls>; spans of one piece, top-ups may touch them
+    assert np.mean(runs == 1) > 0.9, np.bincount(runs)
+    with pytest.raises(manifest_lib.ManifestMismatchError, match="max_gram: records built "
+                                                                 "with 1, training uses 5"):
+        pi.check_manifest(str(tmp_path / "out"), max_gram=5)
+    with pytest.raises(ValueError, match="--max_gram must be an integer >= 1"):
+        build(str(tmp_path / "corpus" / "*.txt"), str(tmp_path / "bad"), max_gram=0)
 
 
 def test_sample_mask_guard_instead_of_hang(start_table):

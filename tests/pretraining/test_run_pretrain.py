@@ -231,3 +231,53 @@ def test_tpu_strategy_without_a_tpu_fails_clearly_instead_of_hanging(tmp_path):
         proc.stderr, proc.stderr[-2000:]
     assert time.time() - start < 90
     assert not (tmp_path / "m").exists()
+
+
+def _backbone(model):
+    return {n: v.numpy() for n, v in model.transformer.original_name_map(
+        include_mask_emb=False).items()}
+
+
+def test_dae_objective_trains_and_its_checkpoints_fine_tune_like_plm_ones(tmp_path, data_dir):
+    """--objective=dae: the same loop, model and checkpoint layout as the permutation LM;
+    its mid-run ckpt-N and its original-named export are both valid --init_checkpoint
+    for a fine-tuning model and give it the same backbone weights."""
+    from xlnet_tf import finetuning
+    from xlnet_tf.classification.model import XLNetClassifier
+
+    mdir = tmp_path / "dae"
+    proc = run(TINY + ["--objective=dae", f"--data_dir={data_dir}", f"--model_dir={mdir}",
+                       "--train_steps=20", "--save_steps=20"])
+    assert "objective dae" in proc.stdout
+    m = re.search(r"loss: first loop ([\d.]+) -> last loop ([\d.]+)", proc.stdout)
+    assert m and np.isfinite(float(m.group(2))), proc.stdout[-2000:]
+    assert json.loads((mdir / "task.json").read_text())["objective"] == "dae"
+    # the published-checkpoint trio has exactly the permutation LM's variables
+    plm = dict(tf.train.list_variables(str(data_dir / "warmup" / "xlnet_model.ckpt")))
+    dae = dict(tf.train.list_variables(str(mdir / "xlnet_model.ckpt")))
+    plm.pop("global_step", None), dae.pop("global_step", None)
+    assert plm == dae
+
+    config = XLNetConfig.from_json(str(mdir / "xlnet_config.json"))
+    loaded = {}
+    for source in ("ckpt-20", "xlnet_model.ckpt"):
+        model = XLNetClassifier(config, n_class=2, task_name="sst-2")
+        result = finetuning.check_init_checkpoint(model, str(mdir / source))
+        # the backbone arrives; only the task head keeps its initial values
+        assert result.loaded and not [n for n in result.missing
+                                      if n.startswith("model/transformer/")], result
+        loaded[source] = _backbone(model)
+    assert loaded["ckpt-20"].keys() == loaded["xlnet_model.ckpt"].keys()
+    for name, value in loaded["ckpt-20"].items():
+        np.testing.assert_array_equal(value, loaded["xlnet_model.ckpt"][name], err_msg=name)
+    # and they are the trained weights, not an initialisation that happens to agree
+    reader = tf.train.load_checkpoint(str(mdir / "xlnet_model.ckpt"))
+    name = "model/transformer/layer_0/ff/layer_1/kernel"
+    np.testing.assert_array_equal(loaded["ckpt-20"][name], reader.get_tensor(name))
+
+    # the other objective in the same folder is refused before anything changes
+    before = _snapshot(mdir)
+    proc = run(TINY + ["--objective=plm", f"--data_dir={data_dir}", f"--model_dir={mdir}",
+                       "--train_steps=40"], check=False)
+    assert proc.returncode == 2 and "objective" in proc.stderr, proc.stderr[-2000:]
+    assert _snapshot(mdir) == before

@@ -46,7 +46,7 @@ def python_docs_corpus(out_path):
 def prepare_data(work_dir, input_files, *, spiece_model=None, vocab_size=2000,
                  character_coverage=0.9995, seq_len, reuse_len, bi_data, num_predict,
                  mask_alpha, mask_beta, uncased, bsz_per_host, num_core_per_host, seed=0,
-                 num_workers=1):
+                 num_workers=1, max_gram=5):
     """--input_text: train the SentencePiece model if none is given and build the records,
     caching both under ``work_dir`` (rebuilt when a setting changes).  Returns
     (record_dir, spiece_model)."""
@@ -75,7 +75,7 @@ def prepare_data(work_dir, input_files, *, spiece_model=None, vocab_size=2000,
     settings = dict(seq_len=seq_len, reuse_len=reuse_len, bi_data=bi_data,
                     num_predict=num_predict, mask_alpha=mask_alpha, mask_beta=mask_beta,
                     uncased=uncased, bsz_per_host=bsz_per_host,
-                    num_core_per_host=num_core_per_host)
+                    num_core_per_host=num_core_per_host, max_gram=max_gram)
     try:
         check_manifest(record_dir, **settings)
         log.info("reusing pretraining records in %s", record_dir)

@@ -94,7 +94,7 @@ FORMAT_NAME = "xlnet_tf.pretrain_records"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".manifest.lock"
-MAX_GRAM = 5  # longest n-gram span of _sample_mask (a constant in the original).
+MAX_GRAM = 5  # longest n-gram span of _sample_mask (a constant in the original; --max_gram).
 RECORD_FEATURES = ("input", "is_masked", "target", "seg_id", "label")  # all int64
 
 # Settings that every task/pass in one save_dir must share (compared when merging parts and
@@ -124,7 +124,7 @@ _PART_RE = re.compile(r"^manifest-task(\d+)-pass(\d+)\.json$")
 # Configuration
 # --------------------------------------------------------------------------------------
 def validate_config(seq_len, reuse_len, bi_data, num_predict, mask_alpha, mask_beta,
-                    bsz_per_host, num_core_per_host):
+                    bsz_per_host, num_core_per_host, max_gram=MAX_GRAM):
     """Raises ValueError (naming the flag) for settings that cannot produce records."""
     def _int(name, value, minimum):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
@@ -135,6 +135,7 @@ def validate_config(seq_len, reuse_len, bi_data, num_predict, mask_alpha, mask_b
     _int("num_predict", num_predict, 1)
     _int("mask_alpha", mask_alpha, 1)
     _int("mask_beta", mask_beta, 1)
+    _int("max_gram", max_gram, 1)
     _int("bsz_per_host", bsz_per_host, 1)
     _int("num_core_per_host", num_core_per_host, 1)
     if reuse_len >= seq_len - 3:
@@ -747,14 +748,14 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                             bi_data=True, num_predict=85, mask_alpha=6, mask_beta=1,
                             uncased=False, use_eod=True, bsz_per_host=32, num_core_per_host=8,
                             num_tasks=1, task_id=0, pass_id=0, seed=0, num_workers=1,
-                            overwrite=False, log_every_s=10.0):
+                            overwrite=False, log_every_s=10.0, max_gram=MAX_GRAM):
     """Builds this task's record file and manifest part in ``save_dir`` (see module doc).
 
     Returns the manifest part (dict).
     Raises ValueError / FileNotFoundError with what to change for bad settings or input.
     """
     validate_config(seq_len, reuse_len, bi_data, num_predict, mask_alpha, mask_beta,
-                    bsz_per_host, num_core_per_host)
+                    bsz_per_host, num_core_per_host, max_gram)
     if not (isinstance(num_tasks, int) and num_tasks >= 1):
         raise ValueError(f"--num_tasks must be an integer >= 1, got {num_tasks!r}.")
     if not (isinstance(task_id, int) and 0 <= task_id < num_tasks):
@@ -789,7 +790,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                  uncased=bool(uncased), use_eod=bool(use_eod), bsz_per_host=bsz_per_host,
                  num_core_per_host=num_core_per_host, vocab_size=tokenizer.vocab_size,
                  spiece_sha256=io_lib.sha256_file(spiece_model), input_glob=str(input_glob),
-                 num_tasks=num_tasks, seed=seed, max_gram=MAX_GRAM)
+                 num_tasks=num_tasks, seed=seed, max_gram=max_gram)
     # Refuse early (before hours of work) to mix builds in one folder.
     for t, p, other in _part_paths(save_dir):
         if (t, p) == (task_id, pass_id):
@@ -826,7 +827,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
 
     cfg = dict(seq_len=seq_len, reuse_len=reuse_len, bi_data=bi_data, num_predict=num_predict,
                mask_alpha=mask_alpha, mask_beta=mask_beta, bsz_per_host=bsz_per_host,
-               num_core_per_host=num_core_per_host)
+               num_core_per_host=num_core_per_host, max_gram=max_gram)
     num_batches = 0
     t0 = last_log = time.time()
     with io_lib.atomic_output(record_path) as tmp:
@@ -884,6 +885,8 @@ def define_flags(fv):
     define("integer", "num_predict", 85, "Predicted positions per record.")
     define("integer", "mask_alpha", 6, "A span of n tokens lives in n*alpha/beta tokens.")
     define("integer", "mask_beta", 1, "See mask_alpha.")
+    define("integer", "max_gram", MAX_GRAM, "Longest predicted span, in words (the original: "
+           "5); 1 predicts single tokens (the paper's ablation without span prediction).")
     define("bool", "uncased", False, "Lower-case the text (for an uncased vocabulary).")
     define("bool", "use_eod", True, "Emit <eod> for a blank line (end of document).")
     define("integer", "bsz_per_host", 32, "Rows per step for one host (= training batch "
@@ -908,7 +911,7 @@ def main(F):
             mask_beta=F.mask_beta, uncased=F.uncased, use_eod=F.use_eod,
             bsz_per_host=F.bsz_per_host, num_core_per_host=F.num_core_per_host,
             num_tasks=F.num_tasks, task_id=F.task_id, pass_id=F.pass_id, seed=F.seed,
-            num_workers=F.num_workers, overwrite=F.overwrite)
+            num_workers=F.num_workers, overwrite=F.overwrite, max_gram=F.max_gram)
     except FileExistsError as e:
         cli.fail(str(e))
 

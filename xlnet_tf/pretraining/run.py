@@ -15,9 +15,14 @@ from xlnet_tf import training
 
 log = logging.getLogger("xlnet_tf")
 
+OBJECTIVES = ("plm", "dae")
 
-def check_settings(*, seq_len, reuse_len, perm_size, record_dir=None, input_text=None):
+
+def check_settings(*, seq_len, reuse_len, perm_size, record_dir=None, input_text=None,
+                   objective="plm"):
     """ValueError for settings that contradict each other (no TensorFlow needed)."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"--objective={objective!r}: use one of {', '.join(OBJECTIVES)}")
     if reuse_len > seq_len:
         raise ValueError(f"--reuse_len={reuse_len} is larger than --seq_len={seq_len}")
     if perm_size <= 0 or reuse_len % perm_size or (seq_len - reuse_len) % perm_size:
@@ -71,7 +76,7 @@ def _model_config(model_size, model_config, n_token, run_options):
 
 def pretrain(train_config, *, model_size=None, model_config=None, run_options=None,
              seq_len, reuse_len, mem_len, perm_size, bi_data, num_predict, mask_alpha,
-             mask_beta, same_length=False, record_dir=None, input_text=None, data_dir=None,
+             mask_beta, max_gram=5, objective="plm", same_length=False, record_dir=None, input_text=None, data_dir=None,
              spiece_model=None, vocab_size=2000, uncased=False, init_checkpoint=None,
              strategy="one_device", tpu=None, num_gpus=None, tpu_timeout=60.0, num_cpus=None,
              say=log.info):
@@ -83,7 +88,9 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
       model_size: XLNetConfig size keys (n_layer, d_model, ...), or ``model_config``: the
         path of an xlnet_config.json.
       run_options: XLNetConfig run options (dropout, dropatt, clamp_len, init, ...).
-      seq_len ... mask_beta, same_length, uncased: the data and memory settings.
+      seq_len ... mask_beta, max_gram, same_length, uncased: the data and memory settings.
+      objective: ``"plm"`` (XLNet's permutation LM) or ``"dae"`` (BERT's denoising
+        objective on the same backbone and records: :mod:`xlnet_tf.pretraining.dae`).
       mem_len: memory length (None = no memory).
       record_dir: records of ``python -m xlnet_tf.pretraining.records``; else the records
         are built from ``input_text`` (comma-separated globs; the demo corpus when empty)
@@ -96,7 +103,7 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
       the result of :func:`xlnet_tf.training.train` plus ``config`` (the XLNetConfig).
     """
     check_settings(seq_len=seq_len, reuse_len=reuse_len, perm_size=perm_size,
-                   record_dir=record_dir, input_text=input_text)
+                   record_dir=record_dir, input_text=input_text, objective=objective)
     import tensorflow as tf
     from xlnet_tf.pretraining.data import prepare_data
     from xlnet_tf.pretraining.input_pipeline import check_manifest
@@ -117,7 +124,7 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
     # a model_dir that holds another model's checkpoint is refused before anything is written
     training.check_model_dir(tc.model_dir, pretrain_identity(
         model_size or {}, seq_len=seq_len, reuse_len=reuse_len, mem_len=mem_len,
-        num_predict=num_predict, bi_data=bi_data))
+        num_predict=num_predict, bi_data=bi_data, objective=objective))
 
     if not record_dir:
         data_dir = data_dir or os.path.join(tc.model_dir, "data")
@@ -126,10 +133,11 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
             vocab_size=vocab_size, seq_len=seq_len, reuse_len=reuse_len, bi_data=bi_data,
             num_predict=num_predict, mask_alpha=mask_alpha, mask_beta=mask_beta,
             uncased=uncased, bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host,
-            seed=tc.seed, num_workers=os.cpu_count() or 1)
+            seed=tc.seed, num_workers=os.cpu_count() or 1, max_gram=max_gram)
     manifest = check_manifest(record_dir, seq_len=seq_len, reuse_len=reuse_len,
                               bi_data=bi_data, num_predict=num_predict, uncased=uncased,
-                              bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host)
+                              bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host,
+                              max_gram=max_gram)
     spiece_model = spiece_model or manifest.get("spiece_model")
     config = _model_config(model_size, model_config, int(manifest["vocab_size"]),
                            dict(run_options or {}, mem_len=mem_len, reuse_len=reuse_len,
@@ -137,11 +145,12 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
 
     task = PretrainTask(config, record_dir, seq_len=seq_len, reuse_len=reuse_len,
                         perm_size=perm_size, num_predict=num_predict, bi_data=bi_data,
-                        seed=tc.seed, spiece_model=spiece_model, expected={"uncased": uncased})
+                        seed=tc.seed, spiece_model=spiece_model, expected={"uncased": uncased},
+                        objective=objective)
     replicas = dist.num_replicas_in_sync
     say(f"strategy {type(dist).__name__}: {replicas} replica(s), global batch "
         f"{tc.global_batch_size}, per-replica batch {tc.global_batch_size // replicas}; model "
         f"{config.n_layer}x{config.d_model}, {config.num_parameters():,} parameters; "
-        f"precision {tc.precision}")
+        f"precision {tc.precision}; objective {objective}")
     result = training.train(task, tc, dist, init_checkpoint=init_checkpoint)
     return dict(result, config=config)

@@ -17,7 +17,9 @@ def pretrain_identity(model_keys, **settings):
 
 
 class PretrainTask(Task):
-    """Two-stream permutation LM with Transformer-XL memory carried across steps.
+    """Two-stream permutation LM with Transformer-XL memory carried across steps
+    (``objective="dae"``: the denoising baseline of :mod:`xlnet_tf.pretraining.dae` on the
+    same records, memory, model and checkpoints).
 
     The per-replica loop state is the memory: n_layer tensors [b, mem_len, d] (zeros at the
     start of every ``iterations`` loop), replaced each step by the model's ``new_mems``.
@@ -26,26 +28,36 @@ class PretrainTask(Task):
     """
 
     def __init__(self, config, record_dir, *, seq_len, reuse_len, perm_size, num_predict,
-                 bi_data, seed=0, spiece_model=None, expected=None):
+                 bi_data, seed=0, spiece_model=None, expected=None, objective="plm"):
         self.config = config
         self.record_dir = record_dir
         self.seq_len, self.reuse_len, self.perm_size = seq_len, reuse_len, perm_size
         self.num_predict, self.bi_data, self.seed = num_predict, bi_data, seed
         self.spiece_model = spiece_model
         self.expected = expected or {}
+        self.objective = objective
         self.identity = pretrain_identity(config.checkpoint_dict(), seq_len=seq_len,
                                           reuse_len=reuse_len, mem_len=config.mem_len,
-                                          num_predict=num_predict, bi_data=bi_data)
+                                          num_predict=num_predict, bi_data=bi_data,
+                                          objective=objective)
 
     def build_model(self):
         return XLNetLMModel(self.config)
 
     def dataset(self, input_context, per_replica_batch, skip_batches):
         from xlnet_tf.pretraining.input_pipeline import pretrain_dataset
-        return pretrain_dataset(self.record_dir, per_replica_batch, self.seq_len,
-                                self.reuse_len, self.perm_size, self.num_predict, self.bi_data,
-                                input_context=input_context, seed=self.seed,
-                                skip_batches=skip_batches, expected=self.expected)
+        ds = pretrain_dataset(self.record_dir, per_replica_batch, self.seq_len,
+                              self.reuse_len, self.perm_size, self.num_predict, self.bi_data,
+                              input_context=input_context, seed=self.seed,
+                              skip_batches=skip_batches, expected=self.expected)
+        if self.objective != "dae":
+            return ds
+        from xlnet_tf.pretraining.dae import dae_dataset
+        # the corruption is drawn from (seed, replica, step): a resumed run corrupts as an
+        # uninterrupted one, and the replicas do not share one mask pattern
+        pipeline = input_context.input_pipeline_id if input_context is not None else 0
+        return dae_dataset(ds, self.seed * 1009 + pipeline, self.config.n_token,
+                           start_step=skip_batches)
 
     def initial_state(self, per_replica_batch):
         c = self.config
@@ -55,6 +67,10 @@ class PretrainTask(Task):
                 for _ in range(c.n_layer)]
 
     def loss(self, model, batch, state, training):
+        if self.objective == "dae":
+            from xlnet_tf.pretraining.dae import dae_loss
+            loss, new_mems = dae_loss(model, batch, list(state) if state else None, training)
+            return loss, new_mems, {}
         inputs = {"input_ids": batch["input_k"], "seg_ids": batch["seg_ids"],
                   "perm_mask": batch["perm_mask"], "target_mapping": batch["target_mapping"],
                   "inp_q": batch["input_q"]}

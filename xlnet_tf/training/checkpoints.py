@@ -41,13 +41,42 @@ def init_from_checkpoint(model, path):
     prefix = ckpt_lib.resolve_checkpoint_prefix(path)
     names = dict(tf.train.list_variables(prefix))
     if any(".ATTRIBUTES/" in n for n in names) and not set(model.original_name_map()) & set(names):
-        status = tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError as e:
-            raise ValueError(f"--init_checkpoint {path!r} does not fit this model: {e}") from None
-        return f"restored object-based checkpoint {prefix}"
+        return _restore_object_based(model, path, prefix)
     return ckpt_lib.load_original_checkpoint(model, prefix)
+
+
+def _restore_object_based(model, path, prefix):
+    """A training checkpoint (``ckpt-N`` of any of our scripts) as --init_checkpoint.
+
+    The whole model when the checkpoint holds it (a fine-tuning run's own checkpoint);
+    otherwise the backbone alone (``model.transformer``: a pretraining checkpoint has no
+    task head, which keeps its initial values, as with the original-named export).  A
+    backbone that does not fit (another size) is an error."""
+    status = tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+        return f"restored object-based checkpoint {prefix}"
+    except AssertionError as e:
+        whole_error = str(e).splitlines()[0][:300]
+    backbone = getattr(model, "transformer", None)
+    if backbone is None:
+        raise ValueError(f"--init_checkpoint {path!r} does not fit this model: {whole_error}")
+    status = tf.train.Checkpoint(model=tf.train.Checkpoint(transformer=backbone)).restore(
+        prefix).expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ValueError(f"--init_checkpoint {path!r} does not fit this model's backbone "
+                         f"(another model size?): {str(e).splitlines()[0][:300]}") from None
+    names = model.original_name_map()
+    backbone_names = set(backbone.original_name_map())
+    result = ckpt_lib.LoadResult(loaded=sorted(n for n in names if n in backbone_names),
+                                 missing=sorted(n for n in names if n not in backbone_names),
+                                 unused=[])
+    log.info("--init_checkpoint %s: the backbone of a training checkpoint (%d variables); "
+             "the %d head variables keep their initial values", prefix, len(result.loaded),
+             len(result.missing))
+    return result
 
 
 def checkpoint_step(prefix):
