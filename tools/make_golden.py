@@ -2,7 +2,7 @@
 
 Why: the xlnet_tf model core must reproduce the ORIGINAL XLNet (zihangdai/xlnet) numerically.
 The Hugging Face PyTorch port is an independent implementation that agrees with the original
-for everything covered here (backbone + LM head; see docs in ../shared/spec/hf-weight-mapping.md).
+for everything covered here (backbone + LM head; the name mapping is in docs/model.md).
 This tool builds tiny randomly initialised `XLNetLMHeadModel`s, runs eval-mode forwards in
 float64 and stores, per case, the weights under their ORIGINAL TF1 variable names and layouts,
 the batch-major inputs and the outputs. The xlnet_tf tests (and tests/numpy_reference.py)
@@ -169,7 +169,7 @@ def make_weights(rng, m):
 
 
 def hf_name_map(m):
-    """{hf parameter name: (original name, converter original->hf)} per spec hf-weight-mapping §2.1."""
+    """{hf parameter name: (original name, converter original->hf)} (Hugging Face's names -> the original's TF1 names)."""
     L = m["n_layer"]
     t = "model/transformer/"
     same = lambda a: a  # noqa: E731
@@ -322,7 +322,7 @@ def pretrain_row(rng, T, V):
 def perm_row(rng, ids, num_predict, n_targets, pad):
     """perm_mask [T, T] and target_mapping [P, T] from a random factorization order.
 
-    Follows the original's `_local_perm` rules (spec §4.8): context tokens have rank -1 and are
+    Follows the rules of the original's `_local_perm`: context tokens have rank -1 and are
     seen by everyone; targets are chosen among non-functional real tokens; functional tokens
     (SEP/CLS) are permuted with the targets; a target cannot see itself, others can.
     Padding positions are treated as context here (input_mask hides them anyway).

@@ -18,6 +18,7 @@ user error into ONE line on stderr and an exit code, never a traceback:
 
 Set ``XLNET_TF_TRACEBACK=1`` to see the traceback of an error instead.
 """
+import functools
 import logging
 import math
 import os
@@ -155,6 +156,112 @@ def define_model_run_flags(fv):
     flags.DEFINE_bool("recompute", False, "Recompute each layer in the backward pass "
                       "instead of keeping its activations (same results, less memory for "
                       "long sequences or large batches, a slower step).", flag_values=fv)
+
+
+def define_finetune_model_flags(fv, init_checkpoint_help):
+    """The model a fine-tuning script starts from: --spiece_model --uncased --model_config,
+    the size flags (from-scratch models) and --init_checkpoint."""
+    def define(kind, name, default, help_text, *enum_values):
+        getattr(flags, f"DEFINE_{kind}")(name, default, *enum_values, help_text, flag_values=fv)
+
+    define("string", "spiece_model", None, "SentencePiece model (spiece.model); default "
+           "OUTPUT_DIR/spiece.model when present.")
+    define("bool", "uncased", False, "Lower-case text (uncased vocabulary).")
+    define("string", "model_config", None, "xlnet_config.json; default: the size flags below "
+           "when given, else OUTPUT_DIR/xlnet_config.json when present, else the "
+           "xlnet_config.json beside --init_checkpoint, else the size flags' defaults.")
+    define("integer", "n_layer", 3, "Layers (no --model_config; from-scratch models).")
+    define("integer", "d_model", 128, "Hidden size (no --model_config).")
+    define("integer", "n_head", 4, "Attention heads (no --model_config).")
+    define("integer", "d_head", 32, "Head size (no --model_config).")
+    define("integer", "d_inner", 512, "Feed-forward size (no --model_config).")
+    define("enum", "ff_activation", "gelu", "FF activation (no --model_config).",
+           ["gelu", "relu"])
+    define("bool", "untie_r", True, "Per-layer attention biases (no --model_config).")
+    define("string", "init_checkpoint", None, init_checkpoint_help)
+
+
+def define_finetune_training_flags(fv, *, train_batch_size, learning_rate, train_steps,
+                                   adam_epsilon, lr_layer_decay_rate, iterations,
+                                   lr_layer_decay_help="Layer-wise gradient decay."):
+    """The optimizer, schedule and checkpoint flags of a fine-tuning script, with the
+    script's defaults (the original's for its task)."""
+    def define(kind, name, default, help_text, *enum_values):
+        getattr(flags, f"DEFINE_{kind}")(name, default, *enum_values, help_text, flag_values=fv)
+
+    define("integer", "train_batch_size", train_batch_size, "GLOBAL training batch size (all "
+           "replicas).")
+    define("float", "learning_rate", learning_rate, "Peak learning rate.")
+    define("integer", "train_steps", train_steps, "Training steps (or --num_train_epochs).")
+    define("float", "num_train_epochs", None, "Epochs over the training data; sets "
+           "train_steps.")
+    define("integer", "warmup_steps", 0, "Linear warm-up steps.")
+    define("float", "min_lr_ratio", 0.0, "Final learning rate / peak.")
+    define("enum", "decay_method", "poly", "Decay after warm-up.", ["poly", "cos"])
+    define("float", "weight_decay", 0.0, "AdamW weight decay (0 = Adam).")
+    define("float", "adam_epsilon", adam_epsilon, "Adam epsilon.")
+    define("float", "clip", 1.0, "Global-norm gradient clipping.")
+    define("float", "lr_layer_decay_rate", lr_layer_decay_rate, lr_layer_decay_help)
+    define("integer", "iterations", iterations, "Steps per tf.function loop (and per log "
+           "line).")
+    define("integer", "save_steps", None, "Checkpoint every N steps (default: at the end).")
+    define("integer", "max_save", 5, "Checkpoints to keep (0 = all).")
+    define("integer", "shuffle_buffer", 2048, "Training shuffle buffer.")
+
+
+def finetune_run_values(F):
+    """The plain values every fine-tuning run takes from the shared flag groups
+    (:func:`define_finetune_model_flags`, :func:`define_finetune_training_flags`, the
+    export, distribution and model-run flags), keyed as the task packages' run settings."""
+    from xlnet_tf.finetuning import SIZE_FLAGS
+    return dict(
+        output_dir=F.output_dir, cache_dir=F.cache_dir, overwrite_data=F.overwrite_data,
+        max_seq_length=F.max_seq_length, spiece_model=F.spiece_model, uncased=F.uncased,
+        model_config=F.model_config, size={name: F[name].value for name in SIZE_FLAGS},
+        size_given=any(F[name].present for name in SIZE_FLAGS),
+        run_options=model_run_options(F), init_checkpoint=F.init_checkpoint,
+        num_train_epochs=F.num_train_epochs, shuffle_buffer=F.shuffle_buffer,
+        export_dir=F.export_dir, export_version=F.export_version,
+        distribution=dict(name=F.strategy, tpu=F.tpu, num_gpus=F.num_gpus,
+                          tpu_timeout=F.tpu_timeout),
+        num_cpus=F.num_cpus)
+
+
+def check_finetune_flags(F, positive=()):
+    """The checks a fine-tuning script's shared flags need (no TensorFlow): the training
+    flags (:func:`xlnet_tf.finetuning.check_training_flags`), ``positive`` flag names that
+    must be > 0, and --output_dir / --export_dir writable.  Exits 2 naming the flag."""
+    from xlnet_tf import finetuning
+    if not F.output_dir:
+        fail("--output_dir is required")
+    for name in ("train_batch_size", "iterations", "shuffle_buffer", *positive):
+        if F[name].value <= 0:
+            fail(f"--{name} must be > 0, got {F[name].value}")
+    finetuning.check_training_flags(
+        output_dir=F.output_dir, learning_rate=F.learning_rate, train_steps=F.train_steps,
+        train_steps_given=F["train_steps"].present, num_train_epochs=F.num_train_epochs,
+        warmup_steps=F.warmup_steps, dropout=F.dropout, dropatt=F.dropatt,
+        save_steps=F.save_steps, lr_layer_decay_rate=F.lr_layer_decay_rate,
+        export_dir=F.export_dir, export_version=F.export_version,
+        init_checkpoint=F.init_checkpoint)
+    finetuning.check_writable_dir(F.output_dir, "output_dir")
+    if F.export_dir:
+        finetuning.check_writable_dir(F.export_dir, "export_dir")
+
+
+RESUME_HINT = "rerun the same command to resume from the last checkpoint"
+
+
+def dispatch_finetuning(F, run, *, export_only, export, fine_tune):
+    """The end of a fine-tuning script's main: ``export(run, say)`` for --export_dir alone,
+    else ``fine_tune(run, train_config, say)``; user-facing lines go to stdout."""
+    say = functools.partial(print, flush=True)
+    if export_only:
+        export(run, say)
+    else:
+        fine_tune(run, train_config(F, F.output_dir, F.train_steps, F.max_seq_length,
+                                    F.max_save or None), say)
+    return 0
 
 
 def model_run_options(F, **extra):

@@ -64,6 +64,35 @@ def check_export_dir(export_dir, export_version):
         raise ValueError(str(e)) from None
 
 
+def resolve_model(run):
+    """The vocabulary and model of a fine-tuning ``run`` (a task package's run settings:
+    spiece_model, uncased, model_config, size, size_given, run_options, init_checkpoint,
+    output_dir).  Returns (spiece_model path, Tokenizer, XLNetConfig)."""
+    spiece = resolve_spiece_model(run.spiece_model, run.output_dir)
+    tokenizer = load_tokenizer(spiece, run.uncased)
+    config_path, _ = resolve_model_config(run.model_config, run.output_dir, run.size_given,
+                                          run.init_checkpoint)
+    config = build_config(config_path, run.size, run.run_options, tokenizer.vocab_size,
+                          spiece)
+    return spiece, tokenizer, config
+
+
+def prepare_export(output_dir, spiece_model, export_dir, export_version, config_name,
+                   script):
+    """--export_dir on a finished output_dir: its saved settings (``config_name``), the
+    SentencePiece model to bundle and the version folder to write, all checked before any
+    work; the float32 policy for the serving copy.  Returns (cfg, spiece_model, version)."""
+    import keras
+    cfg = read_run_config(output_dir, config_name, script)
+    spiece = spiece_model or os.path.join(output_dir, SPIECE_MODEL)
+    if not os.path.isfile(spiece):
+        raise FileNotFoundError(f"SentencePiece model {spiece!r} does not exist; pass "
+                                f"--spiece_model")
+    version = check_export_dir(export_dir, export_version)
+    keras.mixed_precision.set_global_policy("float32")
+    return cfg, spiece, version
+
+
 def default_cache_dir(cache_dir, data_folder, output_dir):
     """Where cached features go: ``cache_dir`` when given, else beside the data
     (``data_folder``) when that folder is writable, else ``OUTPUT_DIR/data_cache``."""

@@ -82,22 +82,17 @@ def export(model, export_dir, spiece_model, cfg, version, say):
 def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None]] = None):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     say = say or log.info
-    import keras
 
     from xlnet_tf.classification.model import XLNetClassifier
     from xlnet_tf.modeling.config import XLNetConfig
     from xlnet_tf.training import restore_for_inference
 
-    cfg = finetuning.read_run_config(run.output_dir, CLASSIFIER_CONFIG, SCRIPT)
+    cfg, spiece, version = finetuning.prepare_export(
+        run.output_dir, run.spiece_model, run.export_dir, run.export_version,
+        CLASSIFIER_CONFIG, SCRIPT)
     if run.task and not is_generic(run.task) and get_task(run.task).name != cfg["task"]:
         raise ValueError(f"--task={run.task} but {run.output_dir!r} was fine-tuned on "
                          f"{cfg['task']!r}")
-    spiece = run.spiece_model or os.path.join(run.output_dir, finetuning.SPIECE_MODEL)
-    if not os.path.isfile(spiece):
-        raise FileNotFoundError(f"SentencePiece model {spiece!r} does not exist; pass "
-                                f"--spiece_model")
-    version = finetuning.check_export_dir(run.export_dir, run.export_version)
-    keras.mixed_precision.set_global_policy("float32")
     model = XLNetClassifier(XLNetConfig.from_dict(cfg["xlnet_config"]),
                             n_class=1 if cfg["is_regression"] else len(cfg["label_list"]),
                             task_name=cfg["task"], is_regression=cfg["is_regression"],
@@ -127,12 +122,7 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     out = run.output_dir
 
     # ---- files: tokenizer, config, task reader and its files
-    spiece = finetuning.resolve_spiece_model(run.spiece_model, out)
-    tokenizer = finetuning.load_tokenizer(spiece, run.uncased)
-    config_path, _ = finetuning.resolve_model_config(run.model_config, out, run.size_given,
-                                                     run.init_checkpoint)
-    config = finetuning.build_config(config_path, run.size, run.run_options,
-                                     tokenizer.vocab_size, spiece)
+    spiece, tokenizer, config = finetuning.resolve_model(run)
     processor = get_task(run.task, **run.task_options)
     splits = ([("train", "train")] if run.do_train else []) + \
         ([("eval", run.eval_split)] if run.do_eval or run.eval_every else []) + \

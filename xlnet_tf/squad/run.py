@@ -74,19 +74,14 @@ def export(model, export_dir, spiece_model, cfg, version, say):
 def export_squad_run(run: SquadRun, say: Optional[Callable[[str], None]] = None):
     """--export_dir on a finished output_dir (no --do_* flags)."""
     say = say or log.info
-    import keras
 
     from xlnet_tf.modeling.config import XLNetConfig
     from xlnet_tf.squad.model import XLNetSquadModel
     from xlnet_tf.training import restore_for_inference
 
-    cfg = finetuning.read_run_config(run.output_dir, SQUAD_CONFIG, SCRIPT)
-    spiece = run.spiece_model or os.path.join(run.output_dir, finetuning.SPIECE_MODEL)
-    if not os.path.isfile(spiece):
-        raise FileNotFoundError(f"SentencePiece model {spiece!r} does not exist; pass "
-                                f"--spiece_model")
-    version = finetuning.check_export_dir(run.export_dir, run.export_version)
-    keras.mixed_precision.set_global_policy("float32")
+    cfg, spiece, version = finetuning.prepare_export(
+        run.output_dir, run.spiece_model, run.export_dir, run.export_version, SQUAD_CONFIG,
+        SCRIPT)
     model = XLNetSquadModel(XLNetConfig.from_dict(cfg["xlnet_config"]), cfg["start_n_top"],
                             cfg["end_n_top"])
     source, step = restore_for_inference(model, run.output_dir, None, head_name="SQuAD")
@@ -144,12 +139,7 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     out = run.output_dir
 
     # ---- tokenizer, model config, the input files: read before anything is written
-    spiece = finetuning.resolve_spiece_model(run.spiece_model, out)
-    tokenizer = finetuning.load_tokenizer(spiece, run.uncased)
-    config_path, _ = finetuning.resolve_model_config(run.model_config, out, run.size_given,
-                                                     run.init_checkpoint)
-    config = finetuning.build_config(config_path, run.size, run.run_options,
-                                     tokenizer.vocab_size)
+    spiece, tokenizer, config = finetuning.resolve_model(run)
     files = ([("train", run.train_file)] if run.do_train else []) + \
         ([("predict", run.predict_file)] if run.do_predict else [])
     for kind, path in files:
