@@ -9,10 +9,13 @@ import sys
 
 def lazy_exports(package, exports):
     """``(__getattr__, __dir__, __all__)`` for ``package`` whose names ``exports`` ({name:
-    module path}) are imported from their module on first access."""
+    module path}) are imported from their module on first access; a module path of None
+    exports the submodule ``package.name`` itself."""
 
     def __getattr__(name):
         if name in exports:
+            if exports[name] is None:
+                return importlib.import_module(f"{package}.{name}")
             return getattr(importlib.import_module(exports[name]), name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 

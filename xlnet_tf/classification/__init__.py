@@ -23,12 +23,7 @@ _LAZY = {
     "export": ("build_classifier_archive", "export_classifier"),
     "run": ("ClassifierRun", "export_classifier_run", "fine_tune_classifier"),
 }
-_WHERE = {name: module for module, names in _LAZY.items() for name in names}
-__all__ = sorted(_WHERE)
+from xlnet_tf._lazy import lazy_exports  # noqa: E402
 
-
-def __getattr__(name):
-    if name in _WHERE:
-        import importlib
-        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    name: f"{__name__}.{module}" for module, names in _LAZY.items() for name in names})

@@ -22,12 +22,7 @@ _MODULES = {
     "xlnet_tf.pretraining.dae": ("corrupt", "dae_dataset", "dae_loss"),
     "xlnet_tf.pretraining.run": ("pretrain", "check_settings", "OBJECTIVES"),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = sorted(_LAZY)
+from xlnet_tf._lazy import lazy_exports  # noqa: E402
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'xlnet_tf.pretraining' has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    name: module for module, names in _MODULES.items() for name in names})

@@ -21,7 +21,7 @@ The stages, one module each:
 Imports are lazy: ``from xlnet_tf.squad import read_squad_examples`` does not load
 TensorFlow.
 """
-import importlib
+from xlnet_tf._lazy import lazy_exports
 
 _LAZY = {
     "SquadExample": "examples", "ExampleList": "examples", "read_squad_examples": "examples",
@@ -45,12 +45,6 @@ _LAZY = {
 # which, ``evaluate``, is the module's name)
 _MODULES = ("evaluate",)
 
-__all__ = sorted([*_LAZY, *_MODULES])
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    if name in _MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    **{name: f"{__name__}.{module}" for name, module in _LAZY.items()},
+    **{name: None for name in _MODULES}})

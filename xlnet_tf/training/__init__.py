@@ -30,12 +30,7 @@ _MODULES = {
                                        "clip_by_global_norm", "layerwise_decay_scales",
                                        "apply_layerwise_decay"),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
-__all__ = sorted(_LAZY)
+from xlnet_tf._lazy import lazy_exports  # noqa: E402
 
-
-def __getattr__(name):
-    if name in _LAZY:
-        import importlib
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'xlnet_tf.training' has no attribute {name!r}")
+__getattr__, __dir__, __all__ = lazy_exports(__name__, {
+    name: module for module, names in _MODULES.items() for name in names})
