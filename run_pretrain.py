@@ -104,13 +104,11 @@ def main(F):
     print(f"\nPretrained XLNet written to {out}: xlnet_model.ckpt (original variable names), "
           f"xlnet_config.json, spiece.model; checkpoints and TensorBoard summaries "
           f"(tensorboard --logdir {out}) beside them.")
-    print("Fine-tune it, e.g. on SST-2:\n"
-          f"  python run_classifier.py --task=sst-2 --data_dir=PATH/TO/glue/SST-2 "
-          f"--spiece_model={out}/spiece.model --model_config={out}/xlnet_config.json "
-          f"--init_checkpoint={out}/xlnet_model.ckpt --output_dir=runs/sst2 --do_train "
-          f"--do_eval")
+    from xlnet_tf.pretraining.run import finetune_command
+    print("Fine-tune it on SST-2 (PATH/TO/glue/SST-2: your copy of the GLUE SST-2 folder, "
+          "with train.tsv and dev.tsv):\n  "
+          + finetune_command(F.model_dir, result["config"], F.uncased))
 
 
 if __name__ == "__main__":
-    cli.main_entry(define_flags, main, doc=__doc__,
-                   interrupt_hint="rerun the same command to resume from the last checkpoint")
+    cli.main_entry(define_flags, main, doc=__doc__, interrupt_hint=cli.RESUME_HINT)

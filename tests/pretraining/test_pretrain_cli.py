@@ -59,3 +59,33 @@ def test_records_command_usage_errors(tmp_path, capsys):
     assert (tmp_path / "out" / "train-0-0.tfrecord").read_bytes() == first
     code = cli.run(records.define_flags, records.main, argv + ["--seq_len=4"], prog="records")
     assert code == 2 and "--seq_len must be an integer >= 5" in capsys.readouterr().err
+
+
+def test_printed_fine_tuning_command_parses_with_run_classifier_flags(tmp_path):
+    """What run_pretrain.py prints is a valid run_classifier.py command line: the small-model
+    flagfile (it exists), the model's files by absolute path, --uncased for an uncased
+    vocabulary, and only the data folder left to the user."""
+    import shlex
+
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.pretraining.run import DEMO_FINETUNE_FLAGS, finetune_command
+
+    classifier = importlib.import_module("run_classifier")
+    small = XLNetConfig(n_token=2000, n_layer=3, d_model=128, n_head=4, d_head=32, d_inner=512)
+    cmd = finetune_command(tmp_path / "demo", small, uncased=True, data_dir=str(tmp_path))
+    args = shlex.split(cmd)
+    assert args[:2] == ["python", "run_classifier.py"] and "../shared" not in cmd
+    F = cli.parse(classifier.define_flags, args[2:], "run_classifier.py")
+    assert f"--flagfile={DEMO_FINETUNE_FLAGS}" in args
+    assert F.task == "sst-2" and F.do_train and F.do_eval and F.uncased
+    assert F.learning_rate == 5e-4 and F.max_seq_length == 64 and F.train_batch_size == 32
+    assert F.init_checkpoint == str(tmp_path / "demo" / "xlnet_model.ckpt")
+    assert F.model_config == str(tmp_path / "demo" / "xlnet_config.json")
+    assert F.spiece_model == str(tmp_path / "demo" / "spiece.model")
+    # a large model keeps the original's defaults; a cased vocabulary has no --uncased
+    big = XLNetConfig(n_token=32000, n_layer=12, d_model=768, n_head=12, d_head=64,
+                      d_inner=3072)
+    F = cli.parse(classifier.define_flags,
+                  shlex.split(finetune_command(tmp_path / "b", big, uncased=False))[2:],
+                  "run_classifier.py")
+    assert F.task == "sst-2" and not F.uncased and F.learning_rate == 1e-5

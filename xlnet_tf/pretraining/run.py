@@ -154,3 +154,30 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
         f"precision {tc.precision}; objective {objective}")
     result = training.train(task, tc, dist, init_checkpoint=init_checkpoint)
     return dict(result, config=config)
+
+
+# the committed fine-tuning flags for a model as small as the demo's (the repository's
+# configs/ folder; absent when the package is installed without it)
+DEMO_FINETUNE_FLAGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "configs", "finetune_demo_sst2.flags")
+
+
+def finetune_command(model_dir, config, uncased, data_dir="PATH/TO/glue/SST-2",
+                     output_dir="runs/sst2"):
+    """The run_classifier.py command that fine-tunes a pretrained ``model_dir`` on SST-2 (what
+    run_pretrain.py prints): every path of the model is absolute and exists; the data folder
+    is the user's.  Small models (d_model <= 256) get the committed small-model flags (the
+    original's defaults are meant for XLNet-Large and leave a small model at the majority
+    class); an uncased vocabulary gets --uncased."""
+    out = os.path.abspath(model_dir)
+    parts = ["python run_classifier.py"]
+    if config.d_model <= 256 and os.path.isfile(DEMO_FINETUNE_FLAGS):
+        parts.append(f"--flagfile={DEMO_FINETUNE_FLAGS}")
+    else:
+        parts += ["--task=sst-2", "--do_train", "--do_eval"]
+    parts += [f"--data_dir={data_dir}", f"--init_checkpoint={out}/xlnet_model.ckpt",
+              f"--model_config={out}/xlnet_config.json", f"--spiece_model={out}/spiece.model"]
+    if uncased:
+        parts.append("--uncased")
+    parts.append(f"--output_dir={output_dir}")
+    return " ".join(parts)
