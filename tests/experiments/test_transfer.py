@@ -32,7 +32,7 @@ def test_committed_recipe_parses():
     root = transfer.repo_root()
     pre = transfer.read_flagfile(os.path.join(root, "configs", "pretrain_small.flags"))
     assert int(pre["train_steps"]) > 0 and pre["uncased"] is True
-    for stem in ("sst2", "mrpc", "rte"):
+    for stem in ("sst2", "mrpc", "rte", "squad"):
         ft = transfer.read_flagfile(os.path.join(root, "configs", f"finetune_small_{stem}.flags"))
         assert ft["uncased"] is True          # the vocabulary is uncased: so is fine-tuning
 
@@ -73,8 +73,12 @@ def test_resume_skips_finished_units_and_reports(tmp_path, monkeypatch):
     monkeypatch.setattr(transfer.Experiment, "do_data", lambda self, a: calls.append(("data", a)))
     assert exp.run() == 0
     # only the unfinished units ran: dae pretraining, and 18 - 4 fine-tunings
-    assert calls[0] == ("pretrain", "dae")
-    assert ("pretrain", "plm") not in calls and ("corpus",) not in calls
+    assert [c for c in calls if c[0] != "finetune"] == [("pretrain", "dae")]
+    assert calls[:2] == [("finetune", ("scratch", None, "mrpc", 0)),
+                         ("finetune", ("plm", None, "mrpc", 0))]
+    # a variant's pretraining comes right before its first fine-tuning, at seed 0
+    first_dae = min(i for i, c in enumerate(calls) if c[0] == "finetune" and c[1][0] == "dae")
+    assert calls[first_dae - 1] == ("pretrain", "dae") and calls[first_dae][1][3] == 0
     done = {("scratch", None, "sst-2", 0), ("plm", None, "sst-2", 0),
             ("plm", None, "sst-2", 1), ("plm", None, "sst-2", 2)}
     ft = [c[1] for c in calls if c[0] == "finetune"]
@@ -106,3 +110,34 @@ def test_record_settings_pick_their_own_data(tmp_path):
     assert exp.data_dir("plm") == exp.data_dir("dae") == exp.data_dir("plm_nomem")
     assert exp.data_dir("plm_nobidata").endswith("pretrain_data_nobidata")
     assert exp.data_dir("plm_nospan").endswith("pretrain_data_maxgram1")
+
+
+def test_squad_is_split_by_article(tmp_path):
+    """The extractive-QA task: SQuAD v1.1 dev split by article (every 5th held out), so no
+    paragraph is in both halves; run with run_squad.py and scored by F1 (scaled to [0, 1])."""
+    F = make_flags(tmp_path, tasks="sst-2,squad")
+    squad = tmp_path / "data" / "squad"
+    squad.mkdir()
+    articles = [{"title": f"a{i}", "paragraphs": [
+        {"context": f"context {i}", "qas": [{"id": f"q{i}-{j}", "question": "?",
+                                             "answers": [{"text": "c", "answer_start": 0}]}
+                                            for j in range(i + 1)]}]} for i in range(10)]
+    (squad / "dev-v1.1.json").write_text(json.dumps({"version": "1.1", "data": articles}))
+    exp = transfer.Experiment(F)
+    assert ("squad_split", None) in exp.plan() and not exp.unit_done("squad_split", None)
+    exp.do_squad_split(None)
+    train, held = (json.load(open(p)) for p in exp.squad_files())
+    assert [a["title"] for a in held["data"]] == ["a0", "a5"]
+    assert len(train["data"]) == 8 and not {a["title"] for a in train["data"]} & {"a0", "a5"}
+    assert exp.unit_done("squad_split", None)
+    calls = []
+    exp.subprocess = lambda script, args, name: calls.append((script, args))
+    open(os.path.join(exp.work, "model_config.json"), "w").write("{}")
+    exp.do_finetune(("plm", None, "squad", 1))
+    script, args = calls[0]
+    assert script == "run_squad.py" and "--do_predict" in args and "--seed=1" in args
+    assert f"--predict_file={exp.squad_files()[1]}" in args
+    assert any(a.endswith("finetune_small_squad.flags") for a in args)
+    _finish_finetune(exp.finetune_dir("plm", None, "squad", 1), "f1", 42.5)
+    runs = exp.collect()[1]
+    assert [r["value"] for r in runs if r["task"] == "squad"] == [pytest.approx(0.425)]

@@ -54,16 +54,20 @@ VARIANTS = {
     "plm_nospan": ["--max_gram=1"],
     "plm_nobidata": ["--nobi_data"],
 }
-# task -> (folder under DATA/glue, flagfile stem, headline metric)
+# task -> (data folder under DATA, flagfile stem, headline metric, metric scale to [0, 1])
 TASKS = {
-    "sst-2": ("SST-2", "sst2", "accuracy"),
-    "mrpc": ("MRPC", "mrpc", "f1"),
-    "rte": ("RTE", "rte", "accuracy"),
+    "sst-2": ("glue/SST-2", "sst2", "accuracy", 1.0),
+    "mrpc": ("glue/MRPC", "mrpc", "f1", 1.0),
+    "rte": ("glue/RTE", "rte", "accuracy", 1.0),
+    # extractive QA: the SQuAD v1.1 dev set split by article (every SQUAD_HELDOUT_EVERY-th
+    # article held out), so no paragraph is in both halves
+    "squad": ("squad", "squad", "f1", 0.01),
 }
+SQUAD_HELDOUT_EVERY = 5
 # rough cost of a unit relative to one pretraining step, for the first ETA (replaced by
 # measured durations as soon as units of that kind have finished)
 _GUESS_SECONDS = {"pretrain": 3.0 * 1800, "finetune:sst-2": 600, "finetune:mrpc": 600,
-                  "finetune:rte": 400}
+                  "finetune:rte": 400, "finetune:squad": 1200}
 
 
 def define_flags(fv):
@@ -195,6 +199,10 @@ class Experiment:
         key = self.data_key(variant)
         return os.path.join(self.work, "pretrain_data" + (f"_{key}" if key else ""))
 
+    def squad_files(self):
+        return (os.path.join(self.work, "squad", "train.json"),
+                os.path.join(self.work, "squad", "heldout.json"))
+
     def spiece_model(self):
         return os.path.join(self.work, "pretrain_data", "spiece.model")
 
@@ -216,14 +224,23 @@ class Experiment:
                                            "eval_results.json"))
 
     def plan(self):
+        """Units in the order that gives comparable numbers soonest: each variant's
+        pretraining (and its own records) right before its first fine-tuning seed, all
+        variants at seed 0 first, then the other seeds."""
         units = [("corpus", None), ("data", "plm")]
-        for v, _ in self.variants:
-            if v != "scratch" and self.data_key(v):
-                units.append(("data", v))
-        for v in dict.fromkeys(v for v, _ in self.variants):
+        if "squad" in self.F.tasks:
+            units.append(("squad_split", None))
+        seeds = self.seeds
+        names = list(dict.fromkeys(v for v, _ in self.variants))
+        for v in names:
             if v != "scratch":
+                if self.data_key(v):
+                    units.append(("data", v))
                 units.append(("pretrain", v))
-        for seed in self.seeds:
+            for step in [st for vv, st in self.variants if vv == v]:
+                for task in self.F.tasks:
+                    units += [("finetune", (v, step, task, seed)) for seed in seeds[:1]]
+        for seed in seeds[1:]:
             for task in self.F.tasks:
                 for v, step in self.variants:
                     units.append(("finetune", (v, step, task, seed)))
@@ -234,6 +251,8 @@ class Experiment:
             return os.path.exists(os.path.join(self.work, "corpus", "corpus.json"))
         if kind == "data":
             return os.path.exists(os.path.join(self.data_dir(arg), "records", "manifest.json"))
+        if kind == "squad_split":
+            return all(os.path.exists(p) for p in self.squad_files())
         if kind == "pretrain":
             return self.pretrain_done(arg)
         return self.finetune_done(*arg)
@@ -301,6 +320,20 @@ class Experiment:
                      f"{stats[k][2]:,} words")
         io_lib.write_json_atomic(os.path.join(self.work, "corpus", "corpus.json"), stats)
 
+    def do_squad_split(self, _):
+        """SQuAD v1.1 dev split by article: every SQUAD_HELDOUT_EVERY-th article held out."""
+        src = os.path.join(self.data, "squad", "dev-v1.1.json")
+        data = io_lib.read_json(src, "SQuAD v1.1 dev")
+        articles = data["data"]
+        held = [a for i, a in enumerate(articles) if i % SQUAD_HELDOUT_EVERY == 0]
+        train = [a for i, a in enumerate(articles) if i % SQUAD_HELDOUT_EVERY != 0]
+        os.makedirs(os.path.dirname(self.squad_files()[0]), exist_ok=True)
+        for path, part in zip(self.squad_files(), (train, held)):
+            io_lib.write_json_atomic(path, {"version": data.get("version", "1.1"),
+                                            "data": part})
+            n = sum(len(p["qas"]) for a in part for p in a["paragraphs"])
+            self.log(f"  {os.path.basename(path)}: {len(part)} articles, {n:,} questions")
+
     def do_data(self, variant):
         from xlnet_tf.pretraining import prepare_data
         s = apply_overrides(self.pre, VARIANTS[variant] or [])
@@ -327,21 +360,27 @@ class Experiment:
 
     def do_finetune(self, arg):
         variant, step, task, seed = arg
-        folder, stem, _ = TASKS[task]
+        folder, stem, _, _ = TASKS[task]
         out = self.finetune_dir(variant, step, task, seed)
         config = os.path.join(self.work, "model_config.json")
         if not os.path.exists(config):
             self.write_model_config(config)
         args = [f"--flagfile={self.finetune_pattern.format(task=stem)}",
-                f"--data_dir={os.path.join(self.data, 'glue', folder)}",
                 f"--cache_dir={os.path.join(self.work, 'cache')}",
                 f"--spiece_model={self.spiece_model()}", f"--model_config={config}",
-                f"--output_dir={out}", f"--seed={seed}", "--do_train", "--do_eval"]
+                f"--output_dir={out}", f"--seed={seed}", "--do_train"]
+        if task == "squad":
+            script = "run_squad.py"
+            train, held = self.squad_files()
+            args += [f"--train_file={train}", f"--predict_file={held}", "--do_predict"]
+        else:
+            script = "run_classifier.py"
+            args += [f"--data_dir={os.path.join(self.data, folder)}", "--do_eval"]
         if variant != "scratch":
             init = (os.path.join(self.model_dir(variant), f"ckpt-{step}") if step else
                     os.path.join(self.model_dir(variant), "xlnet_model.ckpt"))
             args.append(f"--init_checkpoint={init}")
-        self.subprocess("run_classifier.py", args,
+        self.subprocess(script, args,
                         f"finetune_{variant}{'@' + str(step) if step else ''}_{task}_seed{seed}")
 
     def write_model_config(self, path):
@@ -390,10 +429,10 @@ class Experiment:
                     if not os.path.exists(path):
                         continue
                     res = io_lib.read_json(path, "eval results")
-                    metric = TASKS[task][2]
+                    metric, scale = TASKS[task][2], TASKS[task][3]
                     runs.append({"variant": v, "pretrain_step": step, "task": task,
                                  "seed": seed, "metric": metric,
-                                 "value": _metric(res, metric), "eval_results": res})
+                                 "value": scale * _metric(res, metric), "eval_results": res})
         return pre, runs
 
     def report(self):
@@ -578,7 +617,7 @@ def _save_png(fig, path):
 def main(F):
     if not F.data_dir or not F.work_dir:
         cli.fail("give --data_dir (with pretrain_text/ and glue/) and --work_dir")
-    for sub in ("pretrain_text", "glue"):
+    for sub in ("pretrain_text", "glue") + (("squad",) if "squad" in F.tasks else ()):
         if not os.path.isdir(os.path.join(F.data_dir, sub)):
             cli.fail(f"--data_dir={F.data_dir!r} has no {sub}/ folder")
     cli.setup_logging()
