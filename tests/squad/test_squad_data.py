@@ -10,6 +10,7 @@ import json
 import logging
 import pathlib
 import random
+import re
 import time
 
 import numpy as np
@@ -333,6 +334,32 @@ def test_bad_offsets_warned_skipped_counted(tmp_path, caplog):
     ex = squad.read_squad_examples(path, is_training=False)
     assert [e.qas_id for e in ex] == ["ok", "bad", "ok2"] and ex.num_bad_offsets == 1
     assert ex[1].answers == [] and ex[1].start_position is None
+
+
+def test_unambiguous_values_accepted_and_malformed_entries_named(tmp_path):
+    ctx = "The quick brown fox."
+    def file_with(*qas):
+        return _write_json(tmp_path / "d.json", {"data": [{"paragraphs": [
+            {"context": ctx, "qas": list(qas)}]}]})
+    # answer_start as a string of digits, is_impossible as "false" / 0: unambiguous, accepted
+    path = file_with({"id": "a", "question": "Q?", "is_impossible": "false",
+                      "answers": [{"text": "quick", "answer_start": "4"}]},
+                     {"id": "b", "question": "Q?", "is_impossible": 0,
+                      "answers": [{"text": "fox", "answer_start": 16}]})
+    ex = squad.read_squad_examples(path, is_training=True)
+    assert [(e.start_position, e.is_impossible) for e in ex] == [(4, False), (16, False)]
+    for qa, needle in [
+            ({"id": "a", "question": None, "answers": []}, "qas[0].question is null"),
+            ({"id": 7, "question": "Q?", "answers": []}, "qas[0].id is the JSON number 7"),
+            ({"id": "a", "question": "Q?", "is_impossible": "maybe"}, "is_impossible is"),
+            ({"id": "a", "question": "Q?", "answers": [{"answer_start": 1}]},
+             "answers[0] has no 'text'")]:
+        with pytest.raises(ValueError, match=re.escape(needle)) as e:
+            squad.read_squad_examples(file_with(qa), is_training=False)
+        assert str(path) in str(e.value) and "data[0].paragraphs[0]" in str(e.value)
+    dup = {"id": "a", "question": "Q?", "answers": []}
+    with pytest.raises(ValueError, match=r"qas\[1\] has the id 'a' of .*qas\[0\]"):
+        squad.read_squad_examples(file_with(dup, dup), is_training=False)
 
 
 def test_json_without_data_and_missing_files(tmp_path):
