@@ -45,8 +45,8 @@ def define_flags(fv):
     string("task", None, "Task: cola, sst-2, mrpc, qqp, sts-b, mnli_matched, "
            "mnli_mismatched, qnli, rte, wnli, imdb, yelp2, yelp5 or generic.")
     string("data_dir", None, "Folder of the task's files.")
-    string("cache_dir", None, "Where the cached TFRecords go (default: --data_dir "
-           "when writable, else OUTPUT_DIR/data_cache).")
+    string("cache_dir", None, "Where the cached TFRecords go (default: "
+           "OUTPUT_DIR/data_cache).")
     boolean("overwrite_data", False, "Rebuild the cached records even if they match.")
     string("train_file", None, "Train file(s) in data_dir: name, list or glob.")
     string("dev_file", None, "Dev file (the eval split).")

@@ -46,8 +46,8 @@ def define_flags(fv):
            "answers).")
     boolean("version_2_with_negative", False, "SQuAD 2.0: questions may have no answer; "
             "scoring uses the null odds (best_exact/best_f1 and their thresholds).")
-    string("cache_dir", None, "Where the cached feature TFRecords go (default: beside "
-           "the data file when writable, else OUTPUT_DIR/data_cache).")
+    string("cache_dir", None, "Where the cached features go (default: "
+           "OUTPUT_DIR/data_cache).")
     boolean("overwrite_data", False, "Rebuild the cached features even if they match.")
     integer("num_workers", None, "Processes for preprocessing (default: all cores).")
     integer("max_seq_length", 512, "Window length T (paragraph + question + 3).")

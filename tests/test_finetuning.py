@@ -59,11 +59,11 @@ def test_writable_dir_checks(tmp_path):
         assert not ft.is_writable_dir(str(locked))     # mode bits count, even for root
         with pytest.raises(ValueError, match="--export_dir .* is read-only"):
             ft.check_writable_dir(str(locked / "exports"), "export_dir")
-        assert ft.default_cache_dir(None, str(locked), "o") == os.path.join("o", "data_cache")
     finally:
         locked.chmod(stat.S_IRWXU)
-    assert ft.default_cache_dir(None, str(locked), "o") == str(locked)
-    assert ft.default_cache_dir("c", str(locked), "o") == "c"
+    # caches never go into the data folder, writable or not: OUTPUT_DIR/data_cache
+    assert ft.default_cache_dir(None, "o") == os.path.join("o", "data_cache")
+    assert ft.default_cache_dir("c", "o") == "c"
 
 
 def test_which_model_config_wins(tmp_path):

@@ -92,3 +92,31 @@ def test_second_run_in_a_folder_is_refused_naming_the_first(tmp_path):
     with io_lib.folder_lock(folder, flag="--model_dir"):
         assert json.load(open(folder / io_lib.LOCK_INFO_NAME))["pid"] == os.getpid()
     assert not (folder / io_lib.LOCK_INFO_NAME).exists()
+
+
+@pytest.mark.parametrize("data,needle", [
+    ('{"a": 1}'.encode("utf-16"), "is UTF-16 LE text (it starts with the UTF-16 LE byte-order "
+                                  "mark FF FE); convert it to UTF-8"),
+    ('{"a": 1}'.encode("utf-16-be"), "looks like UTF-16 BE text without a byte-order mark"),
+    ('{"a": 1}'.encode("utf-32"), "is UTF-32 LE text"),
+    (__import__("gzip").compress(b'{"a": 1}'), "is gzip-compressed"),
+    (b'{"a": 1}\n{"a": 2}\n', "one JSON value per line (JSON Lines; line 2 starts another)"),
+])
+def test_read_json_names_utf16_compressed_and_json_lines_files(tmp_path, data, needle):
+    path = tmp_path / "in.json"
+    path.write_bytes(data)
+    with pytest.raises(ValueError) as e:
+        io_lib.read_json(path, what="SQuAD file")
+    assert needle in str(e.value) and str(path) in str(e.value)
+    if "JSON Lines" not in needle:          # JSON Lines is fine as text; the others are not
+        with pytest.raises(ValueError, match=r"data file .*in\.json' (is|looks like) "):
+            io_lib.check_text_file(path, "data file")
+
+
+def test_plain_and_utf8_bom_text_pass(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_bytes(b'\xef\xbb\xbf{"caf\xc3\xa9": 1}')        # a UTF-8 byte-order mark is fine
+    assert io_lib.read_json(path) == {"café": 1}
+    io_lib.check_text_file(path)
+    assert io_lib.sniff_text_problem(b"plain ascii text") is None
+    assert io_lib.sniff_text_problem(b"") is None

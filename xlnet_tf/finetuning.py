@@ -93,14 +93,11 @@ def prepare_export(output_dir, spiece_model, export_dir, export_version, config_
     return cfg, spiece, version
 
 
-def default_cache_dir(cache_dir, data_folder, output_dir):
-    """Where cached features go: ``cache_dir`` when given, else beside the data
-    (``data_folder``) when that folder is writable, else ``OUTPUT_DIR/data_cache``."""
-    if cache_dir:
-        return cache_dir
-    if is_writable_dir(data_folder):
-        return data_folder
-    return os.path.join(output_dir, "data_cache")
+def default_cache_dir(cache_dir, output_dir):
+    """Where cached features go: ``cache_dir`` when given, else ``OUTPUT_DIR/data_cache`` -
+    never the data folder, which other people read (and a cache found there could have been
+    planted by anyone who can write it)."""
+    return cache_dir or os.path.join(output_dir, "data_cache")
 
 
 # ---------------------------------------------------------------------------- flags

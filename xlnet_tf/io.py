@@ -9,6 +9,8 @@
   (read-only folder, disk full, a file where a folder should be, ...).
 * :func:`sha256_file` / :func:`sha256_bytes` -- content hashes (vocabularies, caches).
 * :func:`read_json` -- a JSON object with clear errors for a missing or corrupt file.
+* :func:`check_text_file` / :func:`sniff_text_problem` -- a UTF-16/UTF-32 or compressed file
+  given where UTF-8 text is read, recognised by its first bytes and named.
 * :func:`exclusive_lock` -- an ``flock`` for read-modify-write of a shared file.
 """
 import contextlib
@@ -111,20 +113,94 @@ def sha256_file(path, chunk=1 << 20):
     return h.hexdigest()
 
 
+# first bytes -> what the file is (compressed files: decompress them first)
+_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed (it starts with the gzip magic bytes 1F 8B); decompress "
+                  "it first (gunzip)"),
+    (b"BZh", "bzip2-compressed (it starts with the bzip2 magic bytes 'BZh'); decompress it "
+             "first (bunzip2)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (it starts with the xz magic bytes); decompress it "
+                      "first (unxz)"),
+    (b"PK\x03\x04", "a zip archive (it starts with 'PK'); extract it first (unzip)"),
+)
+# byte-order marks of the wide Unicode encodings (UTF-32 LE before UTF-16 LE: FF FE 00 00)
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32 LE", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32 BE", "UTF-32"),
+         (b"\xff\xfe", "UTF-16 LE", "UTF-16"), (b"\xfe\xff", "UTF-16 BE", "UTF-16"))
+
+
+def sniff_text_problem(head):
+    """Why bytes starting with ``head`` (the first few bytes of a file) are not UTF-8 text,
+    or None: a UTF-16/UTF-32 byte-order mark, UTF-16 without one (every second byte of ASCII
+    text is 0), or the magic bytes of gzip / bzip2 / xz / zip."""
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            return f"is {what}"
+    for bom, name, codec in _BOMS:
+        if head.startswith(bom):
+            return (f"is {name} text (it starts with the {name} byte-order mark "
+                    f"{bom.hex(' ').upper()}); convert it to UTF-8 (e.g. "
+                    f"iconv -f {codec} -t UTF-8 IN > OUT)")
+    pairs = head[:len(head) // 2 * 2]
+    if len(pairs) >= 4:
+        even, odd = pairs[0::2], pairs[1::2]
+        for name, zeros, text in (("UTF-16 LE", odd, even), ("UTF-16 BE", even, odd)):
+            if not zeros.strip(b"\x00") and all(0 < b < 128 for b in text):
+                return (f"looks like {name} text without a byte-order mark (every second "
+                        f"byte is 0); convert it to UTF-8 (e.g. iconv -f {name.replace(' ', '')} "
+                        f"-t UTF-8 IN > OUT)")
+    return None
+
+
+def check_text_file(path, what="file"):
+    """Raises ValueError naming ``path`` (as ``what``) when its first bytes show it is not
+    UTF-8 text (:func:`sniff_text_problem`); a missing file is left to the reader."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return
+    problem = sniff_text_problem(head)
+    if problem:
+        raise ValueError(f"{what} {os.fspath(path)!r} {problem}")
+
+
+def _json_lines_hint(path):
+    """True when the file's first non-blank line is a complete JSON value by itself."""
+    with open(path, "r", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return False
+                return True
+    return False
+
+
 def read_json(path, what="JSON file"):
     """Reads a JSON object from ``path``.
 
     Raises:
       FileNotFoundError: ``path`` does not exist (the message says ``what`` was expected).
-      ValueError: the file is not valid JSON or not a JSON object.
+      ValueError: the file is not valid JSON or not a JSON object; a UTF-16 or compressed
+        file and a JSON Lines file (one value per line) are named as such.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} {path!r} does not exist.")
+    check_text_file(path, what)
     try:
-        with open(path, "r", encoding="utf-8") as f:
+        with open(path, "r", encoding="utf-8-sig") as f:   # a UTF-8 byte-order mark is fine
             obj = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except json.JSONDecodeError as e:
+        if e.msg == "Extra data" and _json_lines_hint(path):
+            raise ValueError(
+                f"{what} {path!r} holds one JSON value per line (JSON Lines; line {e.lineno} "
+                f"starts another), expected a single JSON object") from None
+        raise ValueError(
+            f"{what} {path!r} is not valid JSON ({e}); the run that wrote it may have been "
+            f"interrupted or the file was edited by hand.") from None
+    except UnicodeDecodeError as e:
         raise ValueError(
             f"{what} {path!r} is not valid JSON ({e}); the run that wrote it may have been "
             f"interrupted or the file was edited by hand.") from None

@@ -11,6 +11,7 @@ import tensorflow as tf
 from xlnet_tf import classification as cd
 from xlnet_tf.classification import get_task
 from xlnet_tf.classification.records import MANIFEST_SUFFIX
+from xlnet_tf.io import sha256_file
 from xlnet_tf.tokenization.tokenizer import Tokenizer
 
 FIXTURE_SPM = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model"
@@ -59,7 +60,8 @@ def test_eval_records_padding_and_dataset(tmp_path, tokenizer):
     p = get_task("sst-2")
     info = cd.prepare_classifier_records(p, data, "dev", tokenizer, 12, eval_batch_size=4, cache_dir=cache)
     assert not info.reused
-    assert os.path.basename(info.path) == "sst-2.spiece_test.model.len-12.dev.eval.tf_record"
+    sha = sha256_file(FIXTURE_SPM)[:12]   # named by the vocabulary's hash
+    assert os.path.basename(info.path) == f"sst-2.sp-{sha}.len-12.dev.eval.tf_record"
     # Row i has 4 + 4*i tokens (+ SEP + CLS): rows 2, 3, 4 (14, 18, 22 > 12) are truncated.
     assert info.manifest["counts"] == {"num_records": 8, "num_real": 5, "num_padding": 3, "num_truncated": 3}
     recs = _read_records(info.path)
@@ -135,7 +137,8 @@ def test_read_only_cache_dir_is_refused(tmp_path, tokenizer):
     os.chmod(data, 0o555)
     try:
         with pytest.raises(PermissionError, match=r"read-only folder.*pass cache_dir"):
-            cd.prepare_classifier_records(get_task("sst-2"), data, "dev", tokenizer, 12)  # cache_dir = data_dir
+            cd.prepare_classifier_records(get_task("sst-2"), data, "dev", tokenizer, 12,
+                                          cache_dir=data)
         assert sorted(os.listdir(data)) == ["dev.tsv", "train.tsv"]
     finally:
         os.chmod(data, 0o755)
@@ -172,7 +175,8 @@ def test_train_records_and_dataset(tmp_path, tokenizer):
     cache = tmp_path / "cache"
     p = get_task("sst-2")
     info = cd.prepare_classifier_records(p, data, "train", tokenizer, 10, cache_dir=cache, shuffle_seed=3)
-    assert os.path.basename(info.path) == "sst-2.spiece_test.model.len-10.train.tf_record"
+    sha = sha256_file(FIXTURE_SPM)[:12]
+    assert os.path.basename(info.path) == f"sst-2.sp-{sha}.len-10.train.tf_record"
     assert info.manifest["counts"]["num_records"] == 23
     recs = _read_records(info.path)
     examples = p.get_train_examples(data)

@@ -8,6 +8,7 @@ tests/serving/test_export.py.
 """
 import contextlib
 import csv
+import gzip
 import importlib
 import io
 import json
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 
 from xlnet_tf import cli
+from xlnet_tf.io import sha256_file
 
 SCRIPT = importlib.import_module("run_classifier")
 
@@ -251,6 +253,21 @@ def test_bad_training_files_are_named(tmp_path, train, needle):
     assert snapshot(out) == before
 
 
+@pytest.mark.parametrize("kind,needle", [("utf16", "is UTF-16 LE text"),
+                                         ("gzip", "is gzip-compressed")])
+def test_utf16_and_gzip_data_files_are_named(tmp_path, kind, needle):
+    data = _sst2_dir(tmp_path, "")
+    text = "sentence\tlabel\ngood .\t1\nbad .\t0\n"
+    (data / "train.tsv").write_bytes(text.encode("utf-16") if kind == "utf16"
+                                     else gzip.compress(text.encode()))
+    out, before = _guarded_out(tmp_path)
+    code, _, err = run_cli(["--task=sst-2", f"--data_dir={data}", f"--output_dir={out}",
+                            "--do_train", "--train_steps=2", *TINY])
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert needle in err and str(data / "train.tsv") in err
+    assert snapshot(out) == before
+
+
 def test_generic_task_missing_column(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -296,9 +313,14 @@ def test_eval_without_weights_is_refused(tmp_path):
 def test_num_train_epochs_sets_steps(tmp_path):
     rows = "".join(f"text number {i} .\t{i % 2}\n" for i in range(20))
     data = _sst2_dir(tmp_path, "sentence\tlabel\n" + rows)
+    data_before = snapshot(data)
     out = tmp_path / "out"
     code, stdout, err = run_cli(["--task=sst-2", f"--data_dir={data}", f"--output_dir={out}",
                                  "--do_train", "--num_train_epochs=1.5", *TINY])
     assert code == 0, err
+    # without --cache_dir the records go to OUTPUT_DIR/data_cache, never beside the data
+    assert snapshot(data) == data_before
+    assert [n for n in os.listdir(out / "data_cache") if n.endswith(".tf_record")] == [
+        f"sst-2.sp-{sha256_file(FIXTURE_SPM)[:12]}.len-32.train.tf_record"]
     assert f"-> {math.ceil(20 * 1.5 / 8)} steps" in stdout
     assert "step 4/4" in stdout

@@ -1,6 +1,10 @@
 """The command lines of pretraining in process (``cli.run``): run_pretrain.py's checks that
 need no TensorFlow work, and ``python -m xlnet_tf.pretraining.records``'s usage errors."""
+import gzip
 import importlib
+import os
+
+import pytest
 
 from pretrain_test_utils import FIXTURE_MODEL, write_corpus
 from xlnet_tf import cli
@@ -89,3 +93,38 @@ def test_printed_fine_tuning_command_parses_with_run_classifier_flags(tmp_path):
                   shlex.split(finetune_command(tmp_path / "b", big, uncased=False))[2:],
                   "run_classifier.py")
     assert F.task == "sst-2" and not F.uncased and F.learning_rate == 1e-5
+
+
+def _tree(folder):
+    """{relative path: (bytes, mtime_ns)} of every file under ``folder``."""
+    out = {}
+    for root, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = (f.read(), os.stat(path).st_mtime_ns)
+    return out
+
+
+@pytest.mark.parametrize("kind,needle", [
+    ("utf16", "is UTF-16 LE text (it starts with the UTF-16 LE byte-order mark FF FE)"),
+    ("gzip", "is gzip-compressed (it starts with the gzip magic bytes 1F 8B)")])
+def test_records_command_names_utf16_and_gzip_input(tmp_path, capsys, kind, needle):
+    """A UTF-16 or gzip file among the --input_glob files: one line naming it and what it is,
+    exit 2, before anything is written (an existing save_dir is left as it was)."""
+    write_corpus(tmp_path / "c", num_files=1, docs_per_file=6)
+    text = "A sentence.\nAnother one.\n"
+    bad = tmp_path / "c" / "zz-bad.txt"
+    bad.write_bytes(text.encode("utf-16") if kind == "utf16" else gzip.compress(text.encode()))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's")
+    before = _tree(out)
+    argv = [f"--input_glob={tmp_path / 'c' / '*.txt'}", f"--save_dir={out}",
+            f"--spiece_model={FIXTURE_MODEL}", "--seq_len=32", "--reuse_len=16",
+            "--num_predict=6", "--bsz_per_host=4", "--num_core_per_host=1", "--num_workers=1"]
+    code = cli.run(records.define_flags, records.main, argv, prog="records")
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert needle in err and str(bad) in err and "--input_glob" in err
+    assert _tree(out) == before

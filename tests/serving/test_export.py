@@ -309,3 +309,46 @@ def test_text_cleanup_in_graph_equals_the_readers():
         want = [get_task(task).clean_text(t) for t in texts]
         got = [x.decode() for x in clean_text_tf(tf.constant(texts), task).numpy()]
         assert got == want, task
+
+
+def test_serving_command_export_root_scalar_and_non_string_inputs(trained, capsys):
+    """``python -m xlnet_tf.serving``: the export root instead of a version folder says
+    "add /1"; a ``run`` input that is a scalar or not a string is one line naming it (exit
+    2, no traceback), checked before saved_model_cli runs."""
+    command = importlib.import_module("xlnet_tf.serving.__main__")
+
+    def run(*argv):
+        code = cli.run(command.define_flags, command.main, command.command_argv(argv),
+                       prog="python -m xlnet_tf.serving")
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        return code, err
+
+    root, d = str(trained["export_dir"]), trained["version_dir"]
+    for cmd in ("show", "run", "predict"):
+        code, err = run(cmd, "--dir", root, "--tag_set=serve", "--request={}")
+        assert code == 2 and "is the export root" in err and "add /1" in err, err
+        assert f"--dir={root}" in err
+    sig = ["--tag_set=serve", "--signature_def=serving_default"]
+    for expr, needle in [
+            ('text_a="a fine film"', "text_a is a scalar, the signature takes shape [None]"),
+            ("text_a=[1, 2]", "text_a must be strings"),
+            ("text_a=[a fine film]", "not a valid python literal"),
+            ('text_b=["x"]', "has no input 'text_b'")]:
+        code, err = run("run", "--dir", d, *sig, f"--input_exprs={expr}")
+        assert code == 2 and needle in err and "--input_exprs" in err, err
+    code, err = run("run", "--dir", d, "--tag_set=nope", "--signature_def=serving_default",
+                    '--input_exprs=text_a=["x"]')
+    assert code == 2 and "--tag_set=nope" in err
+
+
+def test_empty_batch_is_answered(trained):
+    """Both signatures answer a batch of 0 with empty outputs (SQuAD's does the same)."""
+    from xlnet_tf.serving import load_saved_model
+    sigs = load_saved_model(trained["version_dir"]).signatures
+    out = sigs["serving_default"](text_a=tf.constant([], tf.string))
+    assert out["label"].shape == [0] and out["probabilities"].shape == [0, 2]
+    empty = tf.zeros([0, T], tf.int32)
+    out = sigs["predict_ids"](input_ids=empty, seg_ids=empty,
+                              input_mask=tf.zeros([0, T], tf.float32))
+    assert out["logits"].shape == [0, 2]

@@ -214,8 +214,32 @@ def write_json(path, obj):
     return path
 
 
+def _squad_with(qa=None, context="The Normans gave their name to Normandy."):
+    qa = qa if qa is not None else {"id": "q1", "question": "Who?", "answers": [
+        {"text": "The Normans", "answer_start": 0}]}
+    return {"version": "v2.0", "data": [{"title": "t", "paragraphs": [
+        {"context": context, "qas": [qa]}]}]}
+
+
+# input files a user may hand over by mistake: (case, file bytes, what the error says)
+BAD_FILES = {
+    "no_id": (json.dumps(_squad_with({"question": "Who?", "answers": []})).encode(),
+              "data[0].paragraphs[0].qas[0] has no 'id'"),
+    "null_context": (json.dumps(_squad_with(context=None)).encode(),
+                     "data[0].paragraphs[0].context is null"),
+    "start_not_a_number": (json.dumps(_squad_with({"id": "q", "question": "Who?", "answers": [
+        {"text": "The", "answer_start": "first"}]})).encode(),
+        "qas[0].answers[0].answer_start is the JSON string \"first\""),
+    "utf16": (json.dumps(_squad_with()).encode("utf-16"), "is UTF-16 LE text"),
+    "json_lines": (b"\n".join(json.dumps(_squad_with()).encode() for _ in range(2)),
+                   "one JSON value per line (JSON Lines"),
+    "gzip": (__import__("gzip").compress(json.dumps(_squad_with()).encode()),
+             "is gzip-compressed"),
+}
+
+
 @pytest.mark.parametrize("case", ["no_spm", "no_data_key", "missing_file", "not_json",
-                                  "all_empty", "bad_init", "nothing_to_predict"])
+                                  "all_empty", "bad_init", "nothing_to_predict", *BAD_FILES])
 def test_bad_input_fails_clearly_and_touches_nothing(case, user_dir, tmp_path, subset, capsys):
     before = snapshot(user_dir)
     args = [f"--output_dir={user_dir}", f"--cache_dir={tmp_path / 'cache'}", "--do_train",
@@ -255,9 +279,17 @@ def test_bad_input_fails_clearly_and_touches_nothing(case, user_dir, tmp_path, s
     elif case == "nothing_to_predict":
         args = [f"--output_dir={user_dir}", f"--predict_file={subset}", "--do_predict", *TINY]
         needle = "nothing to predict with"
+    else:
+        content, needle = BAD_FILES[case]
+        bad = tmp_path / f"{case}.json"
+        bad.write_bytes(content)
+        args.append(f"--train_file={bad}")
+        needle = [needle, str(bad)]                     # the error names the file too
     code, stdout, stderr = run_cli(args, capsys)
     assert code == 2
-    assert needle in stderr, stderr
+    for n in needle if isinstance(needle, list) else [needle]:
+        assert n in stderr, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
     assert "Traceback" not in stderr
     assert snapshot(user_dir) == before
 
@@ -280,14 +312,19 @@ def test_bad_offsets_long_questions_and_empty_contexts_are_reported(tmp_path, ca
              "is_impossible": True}]},
         {"context": "", "qas": [{"id": "empty", "question": "What?", "answers": [],
                                  "is_impossible": True}]}]}]}
-    path = write_json(tmp_path / "mixed.json", data)
+    (tmp_path / "data").mkdir()
+    path = write_json(tmp_path / "data" / "mixed.json", data)
+    data_before = snapshot(tmp_path / "data")
     out = tmp_path / "out"
-    code, stdout, stderr = run_cli(
+    code, stdout, stderr = run_cli(   # no --cache_dir: the features go to OUTPUT_DIR/data_cache
         [*TINY, f"--train_file={path}", f"--predict_file={path}", "--version_2_with_negative",
-         f"--output_dir={out}", f"--cache_dir={tmp_path / 'cache'}", "--train_steps=3",
+         f"--output_dir={out}", "--train_steps=3",
          "--train_batch_size=2", "--iterations=3", "--warmup_steps=0", "--do_train",
          "--do_predict"], capsys)
     assert code == 0, stderr
+    assert snapshot(tmp_path / "data") == data_before       # nothing written beside the data
+    cached = sorted(os.listdir(out / "data_cache"))
+    assert len(cached) == 6 and not any(n.endswith(".pkl") for n in cached), cached
     train_line = next(line for line in stdout.splitlines() if line.startswith("train file"))
     assert "3 questions" in train_line
     assert "1 answer(s) whose answer_start does not point at their text" in train_line

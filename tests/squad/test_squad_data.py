@@ -10,6 +10,7 @@ import json
 import logging
 import pathlib
 import random
+import re
 import time
 
 import numpy as np
@@ -20,6 +21,7 @@ from xlnet_tf.tokenization import tokenizer as tok_lib
 from xlnet_tf import squad
 from xlnet_tf.squad import alignment
 from xlnet_tf.squad import features as squad_features
+from xlnet_tf.squad import records as squad_records
 from xlnet_tf.squad.postprocess import span_text
 
 SPM = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model"
@@ -334,6 +336,32 @@ def test_bad_offsets_warned_skipped_counted(tmp_path, caplog):
     assert ex[1].answers == [] and ex[1].start_position is None
 
 
+def test_unambiguous_values_accepted_and_malformed_entries_named(tmp_path):
+    ctx = "The quick brown fox."
+    def file_with(*qas):
+        return _write_json(tmp_path / "d.json", {"data": [{"paragraphs": [
+            {"context": ctx, "qas": list(qas)}]}]})
+    # answer_start as a string of digits, is_impossible as "false" / 0: unambiguous, accepted
+    path = file_with({"id": "a", "question": "Q?", "is_impossible": "false",
+                      "answers": [{"text": "quick", "answer_start": "4"}]},
+                     {"id": "b", "question": "Q?", "is_impossible": 0,
+                      "answers": [{"text": "fox", "answer_start": 16}]})
+    ex = squad.read_squad_examples(path, is_training=True)
+    assert [(e.start_position, e.is_impossible) for e in ex] == [(4, False), (16, False)]
+    for qa, needle in [
+            ({"id": "a", "question": None, "answers": []}, "qas[0].question is null"),
+            ({"id": 7, "question": "Q?", "answers": []}, "qas[0].id is the JSON number 7"),
+            ({"id": "a", "question": "Q?", "is_impossible": "maybe"}, "is_impossible is"),
+            ({"id": "a", "question": "Q?", "answers": [{"answer_start": 1}]},
+             "answers[0] has no 'text'")]:
+        with pytest.raises(ValueError, match=re.escape(needle)) as e:
+            squad.read_squad_examples(file_with(qa), is_training=False)
+        assert str(path) in str(e.value) and "data[0].paragraphs[0]" in str(e.value)
+    dup = {"id": "a", "question": "Q?", "answers": []}
+    with pytest.raises(ValueError, match=r"qas\[1\] has the id 'a' of .*qas\[0\]"):
+        squad.read_squad_examples(file_with(dup, dup), is_training=False)
+
+
 def test_json_without_data_and_missing_files(tmp_path):
     path = _write_json(tmp_path / "nodata.json", {"version": "2.0", "articles": []})
     with pytest.raises(ValueError, match="no top-level 'data' list"):
@@ -386,9 +414,21 @@ def test_cache_and_dataset(shared_data, tmp_path):
     assert manifest["settings"]["max_seq_length"] == 128 and manifest["num_features"] == c1.num_features
     c2 = squad.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
     assert not c2.rebuilt
-    assert [f.unique_id for f in c2.features] == [f.unique_id for f in c1.features]
-    assert [e.qas_id for e in c2.examples] == [e.qas_id for e in c1.examples]
-    np.testing.assert_array_equal(c2.features[3].input_ids, c1.features[3].input_ids)
+    # read back without pickle: every attribute post-processing uses is the same
+    for a, b in zip(c1.features, c2.features, strict=True):
+        for name in ("unique_id", "example_index", "doc_span_index", "paragraph_len",
+                     "query_len", "max_seq_length", "cls_index"):
+            assert getattr(a, name) == getattr(b, name), name
+        for name in ("tokens", "tok_start_to_orig_index", "tok_end_to_orig_index",
+                     "token_is_max_context", "input_ids", "p_mask"):
+            np.testing.assert_array_equal(getattr(a, name), getattr(b, name), err_msg=name)
+    assert [vars_of(e) for e in c2.examples] == [vars_of(e) for e in c1.examples]
+    assert c2.features.dropped_qas_ids == c1.features.dropped_qas_ids
+    # named by the vocabulary's hash, not its file name; only TFRecords, JSON and npz
+    sha = squad_records.sha256_file(SPM)[:12]
+    assert sorted(p.name.split(".", 1)[1] for p in cache.iterdir()) == [
+        f"sp-{sha}.slen-128.qlen-24.stride-32.eval.tf_record{ext}"
+        for ext in ("", ".examples.json", ".features.npz", ".manifest.json")]
     # On disk the records keep the key "segment_ids" (renamed to seg_ids when parsed).
     record = next(iter(tf.data.TFRecordDataset(c2.record_path))).numpy()
     keys = set(tf.train.Example.FromString(record).features.feature)
@@ -397,7 +437,8 @@ def test_cache_and_dataset(shared_data, tmp_path):
     old = dict(manifest, settings=dict(manifest["settings"], format_version=1))
     _write_json(pathlib.Path(c1.manifest_path), old)
     c_old = squad.load_or_build_features(data_file, SPM, cache, is_training=False, **kw)
-    assert c_old.rebuilt and c_old.manifest["settings"]["format_version"] == 2
+    assert c_old.rebuilt and c_old.manifest["settings"]["format_version"] == \
+        squad_records.CACHE_FORMAT_VERSION
     # Changing the source file invalidates the cache.
     obj["data"][0]["paragraphs"][0]["qas"][0]["question"] = "Changed question?"
     _write_json(data_file, obj)
@@ -432,6 +473,32 @@ def test_cache_and_dataset(shared_data, tmp_path):
     p_mask = b["p_mask"].numpy()
     assert np.all(p_mask[np.arange(4), start] == 0.0) and np.all(p_mask[np.arange(4), end] == 0.0)
     assert tf.reduce_all(b["input_mask"][:, 0] == 0.0)
+
+
+def vars_of(example):
+    return {k: getattr(example, k) for k in squad.SquadExample.__slots__}
+
+
+def test_cache_never_unpickles(tmp_path, tokenizer, monkeypatch):
+    """A features file someone replaced with a pickled object array is not loaded (numpy
+    refuses it without allow_pickle): the cache is rebuilt, pickle is never called."""
+    import pickle
+    ctx = "The quick brown fox jumps over the lazy dog."
+    data = _write_json(tmp_path / "d.json", {"data": [{"paragraphs": [{"context": ctx, "qas": [
+        {"id": "q1", "question": "What jumps?", "answers": []}]}]}]})
+    cache = tmp_path / "cache"
+    kw = dict(max_seq_length=32, doc_stride=8, max_query_length=8, num_workers=1)
+    first = squad.load_or_build_features(data, SPM, cache, is_training=False, **kw)
+    npz = first.record_path + ".features.npz"
+    with open(npz, "wb") as f:
+        np.savez(f, unique_id=np.array([object()], dtype=object))
+    def refuse(*a, **k):
+        raise AssertionError("a cache was unpickled")
+    monkeypatch.setattr(pickle, "load", refuse)
+    monkeypatch.setattr(pickle, "loads", refuse)
+    again = squad.load_or_build_features(data, SPM, cache, is_training=False, **kw)
+    assert again.rebuilt and [f.unique_id for f in again.features] == \
+        [f.unique_id for f in first.features]
 
 
 def test_write_squad_features_atomic_and_errors(tmp_path, tokenizer):

@@ -267,3 +267,16 @@ def test_python_m_evaluate_without_tensorflow(tmp_path):
                            timeout=120)
     assert plain.returncode == 0, plain.stderr
     assert json.loads(plain.stdout) == out
+
+
+def test_command_line_names_utf16_and_json_lines_files(tmp_path, capsys):
+    data_file = tmp_path / "data.json"
+    data_file.write_text(json.dumps({"version": "v2.0", "data": _dataset(_HAND_Q)}))
+    utf16 = tmp_path / "pred16.json"
+    utf16.write_text(json.dumps(_HAND_PREDS), encoding="utf-16")
+    lines = tmp_path / "pred.jsonl"
+    lines.write_text("".join(json.dumps({k: v}) + "\n" for k, v in _HAND_PREDS.items()))
+    for pred, needle in ((utf16, "is UTF-16 LE text"), (lines, "JSON Lines")):
+        assert run_cli([data_file, pred]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and str(pred) in err and "Traceback" not in err

@@ -249,3 +249,16 @@ def test_rest_emulation_and_predict_features(exported):
                        "export_info.json").read_text())
     assert (info["max_seq_length"], info["doc_stride"], info["max_query_length"]) == \
         (T, STRIDE, QLEN)
+
+
+def test_empty_batch_is_answered(exported):
+    """A batch of 0 questions gets 0 answers (as the classifier export), not an error."""
+    from xlnet_tf.serving import load_saved_model
+    fn = load_saved_model(exported["path"]).signatures["serving_default"]
+    out = fn(question=tf.constant([], tf.string), context=tf.constant([], tf.string))
+    assert {k: v.shape.as_list() for k, v in out.items()} == {
+        "answer": [0], "answer_start": [0], "score": [0], "null_score": [0]}
+    # and a batch with one question still gives what it gave before
+    e = exported["examples"][3]
+    one = fn(question=tf.constant([e.question_text]), context=tf.constant([e.paragraph_text]))
+    assert one["answer"].numpy()[0].decode() == exported["preds"][e.qas_id]

@@ -164,3 +164,15 @@ def test_command_line_in_process(tmp_path, capsys):
     assert (tmp_path / "sp.model").read_bytes() == b"user file"
     assert cli.run(train_spm.define_flags, train_spm.main, argv + ["--overwrite"]) == 0
     assert T.Tokenizer(tmp_path / "sp.model").vocab_size == 100
+
+
+def test_utf16_input_is_named_before_training(tmp_path, capsys):
+    """train_spm on a UTF-16 file: one line naming it (exit 2), no model written."""
+    from xlnet_tf import cli
+    bad = tmp_path / "corpus.txt"
+    bad.write_bytes("One line.\nTwo lines.\n".encode("utf-16"))
+    argv = [f"--input={bad}", f"--model_prefix={tmp_path / 'sp'}", "--vocab_size=100"]
+    assert cli.run(train_spm.define_flags, train_spm.main, argv, prog="train_spm") == 2
+    err = capsys.readouterr().err
+    assert "is UTF-16 LE text" in err and str(bad) in err and "Traceback" not in err
+    assert sorted(os.listdir(tmp_path)) == ["corpus.txt"]

@@ -50,6 +50,7 @@ from typing import Dict, Iterator, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 
+from xlnet_tf.io import check_text_file, sniff_text_problem
 from xlnet_tf.tokenization.text import clean_text
 
 log = logging.getLogger("xlnet_tf")
@@ -105,6 +106,7 @@ def _iter_rows(path: str, delimiter: str, quotechar: Optional[str]) -> Iterator[
         fmt = dict(delimiter=delimiter, quoting=csv.QUOTE_NONE)
     else:
         fmt = dict(delimiter=delimiter, quotechar=quotechar, doublequote=True)
+    check_text_file(path, "data file")
     try:
         with open(path, "r", encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f, **fmt)
@@ -641,8 +643,7 @@ class ImdbProcessor(TableProcessor):
             names = [n for n in os.listdir(sub) if n.endswith(".txt")]
             names.sort(key=_imdb_sort_key)
             for n in names:
-                with open(os.path.join(sub, n), "r", encoding="utf-8") as f:
-                    text = f.read()
+                text = _read_review(os.path.join(sub, n))
                 examples.append(InputExample(
                     guid=f"{split}-{os.path.basename(path)}/{label}/{n}",
                     text_a=self.clean_text(text), text_b=None, label=label))
@@ -650,6 +651,21 @@ class ImdbProcessor(TableProcessor):
             raise ValueError(f"{path}: no .txt reviews found in neg/ or pos/.")
         log.info("%s/%s: read %d reviews from %s", self.name, split, len(examples), path)
         return examples
+
+
+def _read_review(path):
+    """One review file as text; a UTF-16, compressed or non-UTF-8 file is a ValueError naming
+    it."""
+    with open(path, "rb") as f:
+        data = f.read()
+    problem = sniff_text_problem(data[:16])
+    if problem:
+        raise ValueError(f"review file {path!r} {problem}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"review file {path!r} is not valid UTF-8 text (byte {e.start}: "
+                         f"{e.reason}); convert it to UTF-8") from None
 
 
 def _imdb_sort_key(name):

@@ -130,19 +130,21 @@ class RecordInfo(NamedTuple):
     reused: bool
 
 
-def record_file_name(task_name: str, spm_basename: str, max_seq_length: int, split: str, is_training: bool) -> str:
-    """``{task}.{spm_basename}.len-{T}.train.tf_record`` / ``….{split}.eval.tf_record`` (the
-    original's names with the task in front, so several tasks can share one cache folder)."""
+def record_file_name(task_name: str, spm_sha256: str, max_seq_length: int, split: str, is_training: bool) -> str:
+    """``{task}.sp-{sha}.len-{T}.train.tf_record`` / ``….{split}.eval.tf_record``: the
+    original's names with the task in front (several tasks can share one cache folder) and
+    the first 12 hex digits of the SentencePiece model's sha256 where the original put the
+    model's file name (two different models both called spiece.model get different files)."""
     if is_training:
         kind = "train" if split == "train" else f"{split}.train"
     else:
         kind = f"{split}.eval"
-    return f"{task_name}.{spm_basename}.len-{int(max_seq_length)}.{kind}.tf_record"
+    return f"{task_name}.sp-{spm_sha256[:12]}.len-{int(max_seq_length)}.{kind}.tf_record"
 
 
 def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, tokenizer, max_seq_length: int, *,
                                is_training: Optional[bool] = None, eval_batch_size: Optional[int] = None,
-                               cache_dir=None, overwrite_data: bool = False, shuffle_seed: int = 12345,
+                               cache_dir, overwrite_data: bool = False, shuffle_seed: int = 12345,
                                num_passes: int = 1) -> RecordInfo:
     """Builds (or reuses) the cached TFRecord file of ``split`` and its manifest.
 
@@ -156,7 +158,8 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
         repeat them ``num_passes`` times; default: ``split == "train"``.
       eval_batch_size: for evaluation files, pad with ``PaddingInputExample`` to a multiple of
         this so every batch is full and metrics (weighted by ``is_real_example``) stay exact.
-      cache_dir: where the records go; default ``data_dir`` (must be writable).
+      cache_dir: where the records go (must be writable; the scripts pass
+        ``OUTPUT_DIR/data_cache`` or ``--cache_dir``, never the data folder).
       overwrite_data: rebuild even if a matching cache exists (the original's flag).
     Returns:
       ``RecordInfo(path, manifest, reused)``; the manifest holds the settings and counts
@@ -166,7 +169,7 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
         is_training = split == "train"
     T = check_max_seq_length(max_seq_length, pair=False)
     data_dir = os.fspath(data_dir)
-    cache_dir = os.fspath(cache_dir) if cache_dir is not None else data_dir
+    cache_dir = os.fspath(cache_dir)
     os.makedirs(cache_dir, exist_ok=True)
     # Mode bits are checked too: root may write anywhere, but a folder marked read-only (such as
     # a shared data folder) must not get cache files.
@@ -193,7 +196,7 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
         "num_passes": int(num_passes) if is_training else 1,
         "pad_to_multiple": None if is_training or not eval_batch_size else int(eval_batch_size),
     }
-    path = os.path.join(cache_dir, record_file_name(processor.name, tok["spm_basename"], T, split, is_training))
+    path = os.path.join(cache_dir, record_file_name(processor.name, tok["spm_sha256"], T, split, is_training))
     manifest_path = path + MANIFEST_SUFFIX
     if not overwrite_data and os.path.exists(path) and os.path.exists(manifest_path):
         try:

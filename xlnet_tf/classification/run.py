@@ -204,7 +204,7 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
 def build_records(run, processor, tokenizer, splits, say):
     """The cached TFRecords of every split the run needs: {kind: RecordInfo}."""
     from xlnet_tf.classification.records import prepare_classifier_records
-    cache_dir = finetuning.default_cache_dir(run.cache_dir, run.data_dir, run.output_dir)
+    cache_dir = finetuning.default_cache_dir(run.cache_dir, run.output_dir)
     records = {}
     for kind, split in splits:
         try:

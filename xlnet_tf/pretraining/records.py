@@ -174,7 +174,8 @@ def validate_config(seq_len, reuse_len, bi_data, num_predict, mask_alpha, mask_b
 def resolve_input_files(input_glob):
     """Sorted, de-duplicated files matched by comma-separated glob patterns.
 
-    Raises FileNotFoundError naming the patterns when nothing matches.
+    Raises FileNotFoundError naming the patterns when nothing matches, ValueError naming a
+    file that is UTF-16 or compressed (its first bytes; :func:`xlnet_tf.io.check_text_file`).
     """
     patterns = [p.strip() for p in str(input_glob).split(",") if p.strip()]
     if not patterns:
@@ -186,6 +187,8 @@ def resolve_input_files(input_glob):
         raise FileNotFoundError(
             f"--input_glob={input_glob!r} matches no file. Check the path (quote the pattern "
             f"so the shell does not expand it) and that the files exist.")
+    for path in sorted(files):
+        io_lib.check_text_file(path, "--input_glob file")
     return sorted(files)
 
 

@@ -149,8 +149,11 @@ class RestPredictor:
             spec = specs[name]
             arr = feeds[name]
             if not spec.shape.is_compatible_with(arr.shape):
+                scalar = arr.ndim == 0 and spec.shape.rank == 1
                 raise RestError(f"input {name!r} has shape {list(arr.shape)}, the signature "
-                                f"expects {spec.shape.as_list()} (None = any)")
+                                f"expects {spec.shape.as_list()} (None = any)"
+                                + ("; a scalar: wrap it in a list, one element per example"
+                                   if scalar else ""))
             args[name] = tf.constant(arr, dtype=spec.dtype)
         out = {k: v.numpy() for k, v in fn(**args).items()}
         if "instances" in body:

@@ -126,6 +126,31 @@ def write_archive(archive, export_dir, version=None, assets=None, extra_files=No
     return path
 
 
+def check_version_dir(path, flag="--dir"):
+    """``path`` must be ONE version folder (holding ``saved_model.pb``).  The export root
+    (the folder of numbered versions TF Serving is pointed at) is named as such with the
+    version to add; anything else is a FileNotFoundError naming ``flag`` (a flag such as
+    ``--dir``, or words such as "SavedModel folder")."""
+    def named(p):
+        return f"{flag}={p}" if flag.startswith("-") else f"{flag} {p!r}"
+
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"{named(path)} does not exist or is not a folder; pass a "
+                                f"version folder such as export_dir/1")
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return
+    versions = sorted(int(n) for n in os.listdir(path) if n.isdigit()
+                      and os.path.isfile(os.path.join(path, n, "saved_model.pb")))
+    if versions:
+        newest = versions[-1]
+        raise FileNotFoundError(
+            f"{named(path)} is the export root (it holds the version folder(s) "
+            f"{', '.join(map(str, versions))}), not a SavedModel; add /{newest} (the version "
+            f"folder): {named(os.path.join(path, str(newest)))}")
+    raise FileNotFoundError(f"{named(path)} holds no saved_model.pb; pass a version folder "
+                            f"such as export_dir/1")
+
+
 _LOADED = {}
 
 
@@ -136,8 +161,6 @@ def load_saved_model(saved_model_dir):
 
     key = os.path.abspath(saved_model_dir)
     if key not in _LOADED:
-        if not os.path.exists(os.path.join(key, "saved_model.pb")):
-            raise FileNotFoundError(f"{saved_model_dir!r} holds no saved_model.pb; pass a "
-                                    f"version folder such as export_dir/1")
+        check_version_dir(saved_model_dir, "SavedModel folder")
         _LOADED[key] = tf.saved_model.load(key)
     return _LOADED[key]

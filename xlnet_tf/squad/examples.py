@@ -1,5 +1,6 @@
 """SQuAD v1.1 / v2.0 JSON -> :class:`SquadExample` objects (the original's
 ``read_squad_examples``), with the questions that cannot be used counted and logged."""
+import json
 import logging
 
 from xlnet_tf.io import read_json
@@ -55,6 +56,52 @@ def _answer_matches(context, text, start):
     return isinstance(start, int) and 0 <= start and context[start:start + len(text)] == text
 
 
+def _field(obj, key, kinds, where, what):
+    """``obj[key]`` when it has one of the types ``kinds``, else ValueError naming ``where``."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"{where} is a JSON {type(obj).__name__}, expected an object with "
+                         f"{what}")
+    if key not in obj:
+        raise ValueError(f"{where} has no {key!r} (keys found: {sorted(obj)[:10]}); "
+                         f"expected {what}")
+    value = obj[key]
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise ValueError(f"{where}.{key} is {_describe(value)}; expected {what}")
+    return value
+
+
+def _describe(value, limit=40):
+    """``null`` or ``a JSON <type> <value>`` (cut to ``limit`` characters) for a message."""
+    if value is None:
+        return "null"
+    text = json.dumps(value, ensure_ascii=False)
+    kind = {str: "string", int: "number", float: "number", list: "list", dict: "object",
+            bool: "boolean"}.get(type(value), type(value).__name__)
+    return f"the JSON {kind} {text if len(text) <= limit else text[:limit] + '...'}"
+
+
+def _answer_start(value, where):
+    """``answer_start``: an integer, or a string of digits (accepted: the number is
+    unambiguous)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError(f"{where}.answer_start is {_describe(value)}; expected the answer's character offset "
+                     f"in the context (an integer)")
+
+
+def _is_impossible(value, where):
+    """``is_impossible``: true/false, 0/1 or the strings "true"/"false"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{where}.is_impossible is {_describe(value)}; expected true or false")
+
+
 def read_squad_examples(input_file, is_training):
     """Reads a SQuAD v1.1 or v2.0 JSON file into :class:`SquadExample` objects.
 
@@ -67,6 +114,12 @@ def read_squad_examples(input_file, is_training):
       question is kept (its answers are not used to build features) and the bad answer is
       left out of ``answers``.
     * A question whose context is empty or only whitespace is logged and skipped.
+    * A malformed entry is a ValueError naming the file and its position (e.g.
+      ``data[0].paragraphs[3].qas[1]``): a question without a string ``id`` or ``question``,
+      an id used twice, a ``context`` that is null or not a string, an answer without
+      ``text``.  Values that are unambiguous are accepted: ``answer_start`` as a string of
+      digits, ``is_impossible`` as 0/1 or "true"/"false".  A UTF-16, compressed or JSON
+      Lines file is named as such (:func:`xlnet_tf.io.read_json`).
 
     Returns:
       an :class:`ExampleList` (a list) with the counts as attributes.
@@ -80,27 +133,44 @@ def read_squad_examples(input_file, is_training):
 
     examples = ExampleList()
     skipped, num_bad, num_empty = [], 0, 0
+    seen = {}
     for a_i, entry in enumerate(obj["data"]):
-        for p_i, paragraph in enumerate(entry.get("paragraphs", ())):
-            if "context" not in paragraph or "qas" not in paragraph:
-                raise ValueError(f"SQuAD file {path!r}: data[{a_i}].paragraphs[{p_i}] lacks "
-                                 f"'context' or 'qas'.")
-            paragraph_text = paragraph["context"]
+        here = f"SQuAD file {path!r}: data[{a_i}]"
+        if isinstance(entry, dict) and "paragraphs" not in entry:
+            continue                    # an article without paragraphs has no questions
+        paragraphs = _field(entry, "paragraphs", list, here, "a list of paragraphs")
+        for p_i, paragraph in enumerate(paragraphs):
+            where = f"{here}.paragraphs[{p_i}]"
+            paragraph_text = _field(paragraph, "context", str, where, "the paragraph text "
+                                    "(a string)")
+            qas = _field(paragraph, "qas", list, where, "a list of questions")
             empty = not paragraph_text.strip()
-            if empty and paragraph["qas"]:
+            if empty and qas:
                 log.warning("%s: data[%d].paragraphs[%d] has an empty context; skipping its "
-                               "%d question(s).", path, a_i, p_i, len(paragraph["qas"]))
-            for qa in paragraph["qas"]:
-                qas_id = qa["id"]
+                               "%d question(s).", path, a_i, p_i, len(qas))
+            for q_i, qa in enumerate(qas):
+                q_where = f"{where}.qas[{q_i}]"
+                qas_id = _field(qa, "id", str, q_where, "a question id (a string)")
+                if qas_id in seen:
+                    raise ValueError(f"{q_where} has the id {qas_id!r} of {seen[qas_id]}; "
+                                     f"question ids must be unique")
+                seen[qas_id] = q_where.split(": ", 1)[1]
+                question = _field(qa, "question", str, q_where, "the question text (a string)")
                 if empty:
                     num_empty += 1
                     skipped.append(qas_id)
                     continue
-                is_impossible = bool(qa.get("is_impossible", False))
+                is_impossible = _is_impossible(qa.get("is_impossible", False), q_where)
+                raw_answers = qa.get("answers") or []
+                if not isinstance(raw_answers, list):
+                    raise ValueError(f"{q_where}.answers is a JSON "
+                                     f"{type(raw_answers).__name__}; expected a list")
                 answers = []
                 bad = False
-                for ans in qa.get("answers", ()):
-                    text, start = ans["text"], ans["answer_start"]
+                for n_i, ans in enumerate(raw_answers):
+                    a_where = f"{q_where}.answers[{n_i}]"
+                    text = _field(ans, "text", str, a_where, "the answer text (a string)")
+                    start = _answer_start(ans.get("answer_start"), a_where)
                     if _answer_matches(paragraph_text, text, start):
                         answers.append((text, start))
                     else:
@@ -109,13 +179,13 @@ def read_squad_examples(input_file, is_training):
                         log.warning(
                             "%s: question %s: answer %r does not occur at answer_start=%s "
                             "(the context there reads %r).", path, qas_id, text, start,
-                            paragraph_text[start:start + len(text)] if isinstance(start, int) else None)
+                            paragraph_text[start:start + len(text)] if start >= 0 else None)
                 orig_answer_text, start_position = None, None
                 if is_training:
                     if is_impossible:
                         orig_answer_text, start_position = "", -1
                     else:
-                        if bad or not qa.get("answers"):
+                        if bad or not raw_answers:
                             if not bad:
                                 log.warning("%s: question %s is answerable but has no answers; "
                                                "skipping it.", path, qas_id)
@@ -123,7 +193,7 @@ def read_squad_examples(input_file, is_training):
                             continue
                         orig_answer_text, start_position = answers[0]
                 examples.append(SquadExample(
-                    qas_id=qas_id, question_text=qa["question"], paragraph_text=paragraph_text,
+                    qas_id=qas_id, question_text=question, paragraph_text=paragraph_text,
                     orig_answer_text=orig_answer_text, start_position=start_position,
                     is_impossible=is_impossible, answers=answers))
     examples.num_bad_offsets = num_bad
@@ -133,4 +203,3 @@ def read_squad_examples(input_file, is_training):
         log.warning("%s: read %d questions; %d answer offset(s) did not match the text; "
                        "%d question(s) skipped.", path, len(examples), num_bad, len(skipped))
     return examples
-

@@ -103,15 +103,18 @@ def build_windows(para_ids, query_ids, max_seq_length, doc_stride):
     # max context: the span giving token t the largest min(left, right) + 0.01 * length
     spans = tf.RaggedTensor.from_value_rowids(
         tf.stack([doc_start, length], -1), example, nrows=tf.size(n))         # [B, (K), 2]
-    spans = spans.to_tensor(default_value=-1)                                 # [B, K, 2]
-    g = tf.gather(spans, example)                                             # [F, K, 2]
-    g_start, g_len = g[:, None, :, 0], g[:, None, :, 1]                       # [F, 1, K]
+    # one extra empty span (-1, -1) at the end: an empty batch has K = 0 spans, and argmax
+    # over an empty axis fails; the extra span is never inside, so no token chooses it
+    spans = tf.pad(spans.to_tensor(default_value=-1), [[0, 0], [0, 1], [0, 0]],
+                   constant_values=-1)                                        # [B, K+1, 2]
+    g = tf.gather(spans, example)                                             # [F, K+1, 2]
+    g_start, g_len = g[:, None, :, 0], g[:, None, :, 1]                       # [F, 1, K+1]
     t = (doc_start[:, None] + tf.range(T)[None, :])[:, :, None]               # [F, T, 1]
     g_end = g_start + g_len - 1
-    inside = (g_len > 0) & (t >= g_start) & (t <= g_end)                      # [F, T, K]
+    inside = (g_len > 0) & (t >= g_start) & (t <= g_end)                      # [F, T, K+1]
     score = tf.cast(tf.minimum(t - g_start, g_end - t), tf.float32) + 0.01 * tf.cast(
         g_len, tf.float32)
-    score = tf.where(inside, score, -1.0)                                     # [F, T, K]
+    score = tf.where(inside, score, -1.0)                                     # [F, T, K+1]
     owner = tf.argmax(score, axis=-1, output_type=tf.int32)                   # [F, T]
     is_max = (owner == span[:, None]) & in_p                                  # [F, T]
     return {"input_ids": input_ids, "seg_ids": seg_ids, "input_mask": input_mask,
@@ -149,7 +152,9 @@ def best_answers(outputs, windows, contexts, tok_start, tok_end, num_examples,
 
     per_example = tf.RaggedTensor.from_value_rowids(
         tf.reshape(score, [-1]), tf.repeat(example, kk), nrows=num_examples)  # [B, (F_b*kk)]
-    dense = per_example.to_tensor(default_value=-float("inf"))                # [B, Fb*kk]
+    # one -inf column more: an empty batch (no windows) must not take argmax of nothing
+    dense = tf.pad(per_example.to_tensor(default_value=-float("inf")), [[0, 0], [0, 1]],
+                   constant_values=-float("inf"))                             # [B, Fb*kk+1]
     best = tf.argmax(dense, axis=-1, output_type=tf.int32)                    # [B] first max
     best_score = tf.reduce_max(dense, axis=-1)                                # [B]
     has = best_score > -float("inf")

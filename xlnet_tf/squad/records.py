@@ -4,28 +4,35 @@ and the tf.data pipeline.
 Caching. :func:`load_or_build_features` writes the records plus a settings manifest
 (SentencePiece sha256, lengths, ``uncased``, source file size + sha256, counts) beside them
 and reuses them only when the manifest matches; the prediction side also gets the examples
-and the Python feature objects (pickled next to the records). All files are written to a
-temporary name and renamed.
+(``.examples.json``) and what post-processing needs of the features (``.features.npz``,
+read without pickle: a cache folder is data, and loading it must not run code).  File names
+carry the first 12 hex digits of the SentencePiece model's sha256, not its file name.  All
+files are written to a temporary name and renamed.
 
 The records keep the key ``segment_ids`` on disk; :func:`squad_dataset` renames it to
 ``seg_ids``, the name the model takes.
 """
 import logging
+import json
 import os
-import pickle
 import random
 import time
+import zipfile
+
+import numpy as np
 
 from xlnet_tf import manifest as manifest_lib
-from xlnet_tf.io import atomic_output, read_json, sha256_file, write_json_atomic
-from xlnet_tf.squad.examples import read_squad_examples
-from xlnet_tf.squad.features import convert_examples_to_features
+from xlnet_tf.io import (atomic_output, read_json, sha256_file, write_json_atomic,
+                         write_text_atomic)
+from xlnet_tf.squad.examples import ExampleList, SquadExample, read_squad_examples
+from xlnet_tf.squad.features import FeatureList, InputFeatures, convert_examples_to_features
 from xlnet_tf.tokenization import tokenizer as tok_lib
 
 log = logging.getLogger("xlnet_tf")
 
 # 2: the pickled example and feature classes moved to xlnet_tf.squad.examples / .features
-CACHE_FORMAT_VERSION = 2
+# 3: no pickle: examples as JSON, features as .npz; names keyed by the vocabulary's sha256
+CACHE_FORMAT_VERSION = 3
 # on-disk record key -> the name after parsing
 _RENAME = {"segment_ids": "seg_ids"}
 
@@ -115,27 +122,93 @@ class SquadFeatureCache:
         self.rebuilt = rebuilt
 
 
-def _cache_paths(data_file, spiece_model_file, cache_dir, is_training, max_seq_length,
+def _cache_paths(data_file, spiece_sha256, cache_dir, is_training, max_seq_length,
                  max_query_length, doc_stride, uncased):
+    """(record, manifest, examples JSON, features npz) paths of one cache."""
     data_stem = os.path.splitext(os.path.basename(data_file))[0]
-    spm_stem = os.path.splitext(os.path.basename(spiece_model_file))[0]
     split = "train" if is_training else "eval"
-    name = (f"{data_stem}.{spm_stem}.slen-{max_seq_length}.qlen-{max_query_length}."
-            f"stride-{doc_stride}{'.uncased' if uncased else ''}.{split}.tf_record")
+    name = (f"{data_stem}.sp-{spiece_sha256[:12]}.slen-{max_seq_length}.qlen-"
+            f"{max_query_length}.stride-{doc_stride}{'.uncased' if uncased else ''}."
+            f"{split}.tf_record")
     record = os.path.join(cache_dir, name)
-    return record, record + ".manifest.json", record + ".features.pkl"
+    return record, record + ".manifest.json", record + ".examples.json", record + ".features.npz"
 
 
-def _reuse(record, manifest_path, meta_path, settings, is_training):
+# ---------------------------------------------------------------- prediction metadata
+_EXAMPLE_FIELDS = ("qas_id", "question_text", "paragraph_text", "orig_answer_text",
+                   "start_position", "is_impossible", "answers")
+# one number per feature; the ragged arrays are concatenated (lengths: paragraph_len for the
+# raw-character maps and token_is_max_context, paragraph_len + query_len + 3 for tokens)
+_FEATURE_SCALARS = ("unique_id", "example_index", "doc_span_index", "query_len",
+                    "paragraph_len")
+_FEATURE_RAGGED = ("tok_start_to_orig_index", "tok_end_to_orig_index",
+                   "token_is_max_context", "tokens")
+
+
+def _write_examples(examples, path):
+    """The prediction examples (and what reading skipped) as JSON."""
+    obj = {"examples": [{k: getattr(ex, k) for k in _EXAMPLE_FIELDS} for ex in examples],
+           "num_bad_offsets": examples.num_bad_offsets,
+           "num_empty_context": examples.num_empty_context,
+           "skipped_qas_ids": list(examples.skipped_qas_ids)}
+    write_text_atomic(path, json.dumps(obj, ensure_ascii=False))
+
+
+def _read_examples(path):
+    obj = read_json(path, what="cached SQuAD examples")
+    examples = ExampleList(SquadExample(**{k: row[k] for k in _EXAMPLE_FIELDS})
+                           for row in obj["examples"])
+    for ex in examples:
+        ex.answers = [tuple(a) for a in ex.answers]
+    examples.num_bad_offsets = obj["num_bad_offsets"]
+    examples.num_empty_context = obj["num_empty_context"]
+    examples.skipped_qas_ids = tuple(obj["skipped_qas_ids"])
+    return examples
+
+
+def _write_features(features, path):
+    """The prediction features as plain arrays in an ``.npz`` (no Python objects)."""
+    arrays = {k: np.asarray([getattr(f, k) for f in features], np.int64)
+              for k in _FEATURE_SCALARS}
+    for k in _FEATURE_RAGGED:
+        arrays[k] = np.concatenate([np.asarray(getattr(f, k)) for f in features])
+    arrays["max_seq_length"] = np.asarray(features[0].max_seq_length, np.int64)
+    arrays["num_examples"] = np.asarray(features.num_examples, np.int64)
+    arrays["dropped_qas_ids"] = np.asarray(list(features.dropped_qas_ids), dtype=np.str_)
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:          # a file object: np.savez would add ".npz"
+            np.savez(f, **arrays)
+
+
+def _read_features(path):
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    p_len, q_len = arrays["paragraph_len"], arrays["query_len"]
+    ends = {"tokens": np.cumsum(p_len + q_len + 3)}
+    ends.update({k: np.cumsum(p_len) for k in _FEATURE_RAGGED if k != "tokens"})
+    pieces = {k: np.split(arrays[k], ends[k][:-1]) for k in _FEATURE_RAGGED}
+    features = FeatureList()
+    max_seq_length = int(arrays["max_seq_length"])
+    for i in range(len(p_len)):
+        features.append(InputFeatures(
+            **{k: int(arrays[k][i]) for k in _FEATURE_SCALARS},
+            **{k: pieces[k][i] for k in _FEATURE_RAGGED}, max_seq_length=max_seq_length))
+    features.num_examples = int(arrays["num_examples"])
+    features.dropped_qas_ids = tuple(str(x) for x in arrays["dropped_qas_ids"])
+    return features
+
+
+def _reuse(paths, settings, is_training):
     """The cache when its manifest matches ``settings`` and its files are complete, else
     None (logging why it is rebuilt)."""
+    record, manifest_path, examples_path, features_path = paths
     try:
         manifest = read_json(manifest_path, what="SQuAD feature manifest")
     except (OSError, ValueError):
         return None
     ok = (manifest.get("settings") == settings
           and os.path.isfile(record) and os.path.getsize(record) == manifest.get("record_bytes")
-          and (is_training or os.path.isfile(meta_path)))
+          and (is_training or (os.path.isfile(examples_path) and os.path.isfile(features_path))))
     if not ok:
         changed = [key for key, _, _ in manifest_lib.diff(manifest.get("settings") or {},
                                                           settings)]
@@ -144,8 +217,14 @@ def _reuse(record, manifest_path, meta_path, settings, is_training):
         return None
     examples = features = None
     if not is_training:
-        with open(meta_path, "rb") as f:
-            examples, features = pickle.load(f)
+        try:
+            examples, features = _read_examples(examples_path), _read_features(features_path)
+        except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as e:
+            log.info("Cached SQuAD features %s are incomplete (%s); rebuilding.", record, e)
+            return None
+        if len(features) != manifest["num_features"]:
+            log.info("Cached SQuAD features %s are incomplete; rebuilding.", record)
+            return None
     log.info("Reusing cached SQuAD features %s (%d features).", record, manifest["num_features"])
     return SquadFeatureCache(record, manifest_path, manifest, examples, features, rebuilt=False)
 
@@ -155,9 +234,11 @@ def load_or_build_features(data_file, spiece_model_file, cache_dir, is_training,
                            overwrite=False, shuffle_seed=0):
     """Returns cached SQuAD records (and prediction metadata), building them when needed.
 
-    The cache in ``cache_dir`` is ``<data>.<spm>.slen-L.qlen-Q.stride-S[.uncased].{train,eval}.tf_record``
-    with ``.manifest.json`` (settings + counts) and, for prediction, ``.features.pkl``
-    (examples and feature objects) beside it. It is reused only when the manifest's settings
+    The cache in ``cache_dir`` is
+    ``<data>.sp-<sha>.slen-L.qlen-Q.stride-S[.uncased].{train,eval}.tf_record`` (``<sha>``:
+    the first 12 hex digits of the SentencePiece model's sha256) with ``.manifest.json``
+    (settings + counts) and, for prediction, ``.examples.json`` and ``.features.npz`` beside
+    it (read back without pickle). It is reused only when the manifest's settings
     equal the requested ones -- SentencePiece model sha256, lengths, ``uncased``, the source
     file's size and sha256 -- and all files exist; otherwise (or with ``overwrite``) it is
     rebuilt. Training examples are shuffled with ``shuffle_seed`` before conversion (as the
@@ -170,12 +251,13 @@ def load_or_build_features(data_file, spiece_model_file, cache_dir, is_training,
     if not os.path.isfile(data_file):
         raise FileNotFoundError(f"SQuAD file {data_file!r} does not exist (check --train_file/--predict_file).")
     os.makedirs(cache_dir, exist_ok=True)
-    record, manifest_path, meta_path = _cache_paths(
-        data_file, spiece_model_file, cache_dir, is_training, max_seq_length, max_query_length,
-        doc_stride, uncased)
+    spiece_sha256 = sha256_file(spiece_model_file)
+    paths = _cache_paths(data_file, spiece_sha256, cache_dir, is_training, max_seq_length,
+                         max_query_length, doc_stride, uncased)
+    record, manifest_path, examples_path, features_path = paths
     settings = {
         "format_version": CACHE_FORMAT_VERSION,
-        "spiece_model_sha256": sha256_file(spiece_model_file),
+        "spiece_model_sha256": spiece_sha256,
         "max_seq_length": int(max_seq_length),
         "doc_stride": int(doc_stride),
         "max_query_length": int(max_query_length),
@@ -186,7 +268,7 @@ def load_or_build_features(data_file, spiece_model_file, cache_dir, is_training,
         "shuffle_seed": int(shuffle_seed) if is_training else None,
     }
     if not overwrite and os.path.isfile(manifest_path):
-        cache = _reuse(record, manifest_path, meta_path, settings, is_training)
+        cache = _reuse(paths, settings, is_training)
         if cache is not None:
             return cache
 
@@ -205,10 +287,9 @@ def load_or_build_features(data_file, spiece_model_file, cache_dir, is_training,
         os.unlink(manifest_path)
     with atomic_output(record) as tmp_record:
         count = _write_records(features, tmp_record, is_training)
-        if not is_training:
-            with atomic_output(meta_path) as tmp_meta:
-                with open(tmp_meta, "wb") as f:
-                    pickle.dump((examples, features), f, protocol=pickle.HIGHEST_PROTOCOL)
+    if not is_training:
+        _write_examples(examples, examples_path)
+        _write_features(features, features_path)
     manifest = {
         "settings": settings,
         "spiece_model_file": os.path.abspath(spiece_model_file),

@@ -246,8 +246,7 @@ def build_features(run, spiece, files, seed, say):
     from xlnet_tf.squad.records import load_or_build_features
     caches = {}
     for kind, path in files:
-        cache_dir = finetuning.default_cache_dir(
-            run.cache_dir, os.path.dirname(os.path.abspath(path)), run.output_dir)
+        cache_dir = finetuning.default_cache_dir(run.cache_dir, run.output_dir)
         try:
             cache = load_or_build_features(
                 path, spiece, cache_dir, kind == "train", max_seq_length=run.max_seq_length,

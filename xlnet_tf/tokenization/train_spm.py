@@ -34,6 +34,7 @@ import tempfile
 
 import sentencepiece as spm
 
+from xlnet_tf.io import check_text_file
 from xlnet_tf.tokenization import tokenizer as tokenization
 from xlnet_tf.tokenization.text import preprocess_text
 
@@ -64,6 +65,8 @@ def expand_inputs(input_patterns):
         raise FileNotFoundError(
             f"Input pattern(s) {empty_patterns} matched no file (cwd: {os.getcwd()}). Check the "
             f"paths; separate several patterns with commas.")
+    for path in sorted(set(files)):
+        check_text_file(path, "input file")
     return sorted(set(files))
 
 
