@@ -47,8 +47,8 @@ def test_pack_ids_layout_hand():
     assert cd.pack_ids(list(range(10, 20)), None, 5) == ([10, 11, 12, 4, 3], [0] * 5, [0, 0, 0, 0, 2])
     # Pair: (5, 4) with T=8 -> budget 5 -> (3, 2) as in test_truncate_seq_pair_rule.
     assert cd.pack_ids([1, 2, 3, 4, 5], [6, 7, 8, 9], 8)[0] == [1, 2, 3, 4, 6, 7, 4, 3]
-    # Empty texts still get SEP (and CLS).
-    assert cd.pack_ids([], [], 4) == ([0, 4, 4, 3], [1, 0, 0, 0], [4, 0, 1, 2])
+    # An empty A still gets its SEP (and CLS); an empty B is no B at all.
+    assert cd.pack_ids([], [], 4) == ([0, 0, 4, 3], [1, 1, 0, 0], [4, 4, 0, 2])
     with pytest.raises(ValueError, match="max_seq_length=2 is too small: a pair needs at least 3"):
         cd.pack_ids([1], [2], 2)
 
@@ -82,6 +82,38 @@ def test_convert_single_example_with_fixture_spm(tokenizer):
     assert f.input_ids == [20, 125, 134, 924] * 3 + [20, 125, 4, 3]
     with pytest.raises(ValueError, match=r"label 'c' is not in the label list"):
         cd.convert_single_example(InputExample("w", "x", None, "c"), ["a", "b"], 8, tokenizer)
+
+
+def test_empty_or_truncated_away_text_b_packs_as_the_original(tokenizer):
+    """The original tests B's token list: an empty or whitespace-only text_b is packed as a
+    single text (A gets the single-text budget T - 2), and a B that the pair truncation pops
+    entirely leaves no second <sep> (A keeps the pair budget T - 3); the in-graph packer of
+    the exports agrees row by row."""
+    single = cd.convert_single_example(InputExample("s", "the cat sat", None, "a"), ["a"], 6,
+                                       tokenizer)
+    assert single.input_ids == [20, 125, 134, 924, 4, 3]
+    for text_b in ("", "   ", " \t\n "):
+        f = cd.convert_single_example(InputExample("e", "the cat sat", text_b, "a"), ["a"], 6,
+                                      tokenizer)
+        assert f == single, repr(text_b)
+    # T=4: budget 1, (1, 1) -> the tie pops B: A <sep> <cls> and one pad, no B <sep>
+    assert cd.pack_ids([7], [8], 4) == ([0, 7, 4, 3], [1, 0, 0, 0], [4, 0, 0, 2])
+    # T=3: budget 0, B and A truncated away: <sep> <cls>
+    assert cd.pack_ids([7, 7], [8], 3) == ([0, 4, 3], [1, 0, 0], [4, 0, 2])
+    # B survives with one token: its <sep> stays
+    assert cd.pack_ids([7, 7], [8], 5) == ([7, 4, 8, 4, 3], [0] * 5, [0, 0, 1, 1, 2])
+    rows = [([7], [8], 4), ([7, 7], [8], 3), ([5, 6, 7], [], 5), ([5, 6, 7], [], 6),
+            ([], [], 4), ([5, 6, 7, 8], [9], 4), ([5], [9, 9, 9], 4)]
+    for a, b, T in rows:
+        ids, mask, seg = cd.pack_ids_tf(tf.ragged.constant([a], tf.int32, ragged_rank=1),
+                                        tf.ragged.constant([b], tf.int32, ragged_rank=1), T)
+        want = cd.pack_ids(a, b, T)
+        assert (ids.numpy()[0].tolist(), mask.numpy()[0].tolist(),
+                seg.numpy()[0].tolist()) == want, (a, b, T)
+    # the records' truncation flag counts an empty B as absent
+    _, truncated = cd.features.convert_example(InputExample("t", "the cat sat", "", "a"), ["a"],
+                                               6, tokenizer, False)
+    assert not truncated
 
 
 def test_pack_ids_tf_matches_python_grid():

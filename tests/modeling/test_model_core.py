@@ -166,6 +166,46 @@ def test_load_errors_name_the_variable(tmp_path):
     del before
 
 
+def _save_arrays(prefix, arrays):
+    keys = sorted(arrays)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=keys, shape_and_slices=[""] * len(keys),
+                      tensors=[tf.constant(arrays[k]) for k in keys])
+
+
+def test_bare_model_loads_an_original_finetuning_checkpoint_without_mask_emb(tmp_path, caplog):
+    """The original's fine-tuning checkpoints have no mask_emb (only the pretraining query
+    stream uses it): a bare XLNetModel loads them, reports mask_emb as missing and warns;
+    every other backbone variable is still required and the layer count still checked."""
+    a = xlnet_tf.XLNetModel(tiny(init_std=0.5))
+    inputs = random_inputs()
+    want = a(inputs)["hidden"].numpy()
+    names = a.original_name_map(include_mask_emb=False)
+    arrays = {n: v.numpy() for n, v in names.items()}
+    arrays.update({"model/classification_sst-2/logit/kernel": np.ones((16, 2), np.float32),
+                   "global_step": np.int64(7)})
+    prefix = str(tmp_path / "model.ckpt-7")
+    _save_arrays(prefix, arrays)
+    b = xlnet_tf.XLNetModel(tiny())
+    b(inputs)
+    mask_before = b.mask_emb.numpy().copy()
+    with caplog.at_level("WARNING", logger="xlnet_tf"):
+        result = xlnet_tf.load_original_checkpoint(b, prefix)
+    assert result.missing == ["model/transformer/mask_emb/mask_emb"]
+    assert len(result.loaded) == len(names)
+    assert "mask_emb" in caplog.text and prefix in caplog.text
+    np.testing.assert_array_equal(b.mask_emb.numpy(), mask_before)
+    np.testing.assert_array_equal(b(inputs)["hidden"].numpy(), want)
+    # any other absent backbone variable is still a partial backbone
+    del arrays["model/transformer/layer_1/ff/layer_2/bias"]
+    _save_arrays(str(tmp_path / "partial.ckpt"), arrays)
+    with pytest.raises(ValueError, match=r"layer_1/ff/layer_2/bias.*partial backbone"):
+        xlnet_tf.load_original_checkpoint(xlnet_tf.XLNetModel(tiny()),
+                                          str(tmp_path / "partial.ckpt"))
+    # ... and more layers than the model has is refused
+    with pytest.raises(ValueError, match="larger model"):
+        xlnet_tf.load_original_checkpoint(xlnet_tf.XLNetModel(tiny(n_layer=1)), prefix)
+
+
 def test_native_checkpoint_and_keras_config_round_trip(tmp_path):
     a = xlnet_tf.XLNetLMModel(tiny(mem_len=4))
     ckpt = tf.train.Checkpoint(model=a)
@@ -266,10 +306,13 @@ def test_recompute_gives_the_same_loss_and_gradients_with_dropout(query_chunk):
     np.testing.assert_allclose(l3.numpy(), l4.numpy(), rtol=1e-6)
 
 
-def test_recompute_content_stream_only_matches_in_eager_and_graph():
+@pytest.mark.parametrize("untie_r", [True, False])
+def test_recompute_content_stream_only_matches_in_eager_and_graph(untie_r):
     """The recompute path without a query stream or memory (fine-tuning), in blocks of 4
-    query rows (4 + 2), eagerly and traced."""
-    base = tiny(dropout=0.2, dropatt=0.2, init_std=0.5)
+    query rows (4 + 2), eagerly and traced.  untie_r=False: the r-biases shared by all
+    layers are variables, not per-layer slices, when they reach the blocks (eager training
+    once failed there with "grad_fn must accept keyword argument 'variables'")."""
+    base = tiny(dropout=0.2, dropatt=0.2, init_std=0.5, untie_r=untie_r)
     a = xlnet_tf.XLNetModel(base)
     b = xlnet_tf.XLNetModel(base.replace(recompute=True), query_chunk=4)
     for va, vb in zip(a.weights, b.weights):

@@ -156,6 +156,22 @@ def test_identical_ids_on_real_text(model, lower, proto, proto_dc, shared_data):
                       "squad_dev_contexts[5 articles]": 288}
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "exact score ties: SentencePiece keeps the first of two candidates that are equal after "
+    "float32 rounding of the accumulated path score; FastSentencepieceTokenizer (and "
+    "tensorflow-text's SentencepieceTokenizer) break them differently (open, issue 14)"))
+def test_score_tie_in_graph_equals_python(proto, shared_data):
+    """QNLI dev '22,000-14,000' (an en dash): Python ', 0 00', in-graph ', 00 0'.  Strict, so
+    the fix of the tie turns this test red until the marker is removed."""
+    rows = [line.split("\t") for line in
+            (shared_data / "glue/QNLI/dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+    texts = [t for row in rows for t in row[1:3] if "22,000\u201314,000" in t]
+    texts.append("22,000\u201314,000")
+    assert len(texts) >= 3
+    layer = TT.XLNetTokenizerLayer(proto)
+    assert _tf_ids(layer, texts) == _py_ids(proto, texts)
+
+
 # ---------------------------------------------------------------------------------------
 # graph / export behaviour
 # ---------------------------------------------------------------------------------------

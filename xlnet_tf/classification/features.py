@@ -3,7 +3,10 @@
 ``A <sep> [B <sep>] <cls>`` with CLS **last**, segment ids A=0 B=1 CLS=2, **left** padding with
 id 0, ``input_mask`` 1 on padding (0 on real tokens), segment id 4 on padding. A pair is
 truncated to ``max_seq_length - 3`` by popping the last token of the longer side (ties from B), a
-single text to ``max_seq_length - 2``. :func:`pack_ids` is the pure-Python packer;
+single text to ``max_seq_length - 2``. As in the original, B only counts when it has tokens: a
+text_b that tokenizes to nothing (empty or whitespace only) is packed as a single text, and a B
+that the pair truncation removes entirely leaves no B part and no second ``<sep>`` (A keeps its
+pair budget). :func:`pack_ids` is the pure-Python packer;
 :func:`pack_ids_tf` is the same on a batch of ragged id tensors (used by the SavedModel's
 serving signature).
 """
@@ -62,18 +65,19 @@ def pack_ids(ids_a: Sequence[int], ids_b: Optional[Sequence[int]], max_seq_lengt
 
     Inputs longer than the budget are truncated (``max_seq_length - 3`` for a pair with
     ``truncate_seq_pair``, ``max_seq_length - 2`` for a single text keeping the first tokens).
+    An empty ``ids_b`` is a single text; a B truncated away entirely gets no ``<sep>`` (the
+    original tests the token list, before and after truncation).
     """
-    pair = ids_b is not None
-    T = check_max_seq_length(max_seq_length, pair)
+    T = check_max_seq_length(max_seq_length, ids_b is not None)
     a = [int(i) for i in ids_a]
-    b = [int(i) for i in ids_b] if pair else None
-    if pair:
+    b = [int(i) for i in ids_b or ()]
+    if b:
         truncate_seq_pair(a, b, T - 3)
     else:
         a = a[: T - 2]
     ids = a + [SEP_ID]
     segs = [SEG_ID_A] * (len(a) + 1)
-    if pair:
+    if b:
         ids += b + [SEP_ID]
         segs += [SEG_ID_B] * (len(b) + 1)
     ids.append(CLS_ID)
@@ -118,7 +122,7 @@ def convert_example(example, label_list, max_seq_length, tokenizer, is_regressio
     ids_a = tokenizer.encode_ids(example.text_a)
     ids_b = tokenizer.encode_ids(example.text_b) if example.text_b is not None else None
     input_ids, input_mask, seg_ids = pack_ids(ids_a, ids_b, max_seq_length)
-    n_tokens = len(ids_a) + (len(ids_b) + 1 if ids_b is not None else 0) + 2
+    n_tokens = len(ids_a) + (len(ids_b) + 1 if ids_b else 0) + 2
     feats = InputFeatures(input_ids, input_mask, seg_ids,
                           _label_id(example.label, label_list, is_regression), True)
     return feats, n_tokens > int(max_seq_length)
@@ -134,11 +138,14 @@ def pack_ids_tf(ragged_a, ragged_b, max_seq_length: int):
       max_seq_length: T (a Python int).
     Returns:
       ``(input_ids int32 [B, T], input_mask float32 [B, T], seg_ids int32 [B, T])``.
+    Rows whose B is empty are packed as single texts, and a B truncated away gets no
+    ``<sep>``, as in `pack_ids`.
     """
     pair = ragged_b is not None
     T = check_max_seq_length(max_seq_length, pair)
     a = _as_ragged_ids(ragged_a, "ragged_a")  # [B, (n)]
     len_a = a.row_lengths()  # [B] int64
+    single_a = tf.minimum(len_a, T - 2)  # [B] A's length packed as a single text
     if pair:
         b = _as_ragged_ids(ragged_b, "ragged_b")  # [B, (m)]
         len_b = b.row_lengths()  # [B]
@@ -147,18 +154,23 @@ def pack_ids_tf(ragged_a, ragged_b, max_seq_length: int):
         keep_a = tf.minimum(len_a, tf.maximum((budget + 1) // 2, budget - len_b))  # [B]
         new_a = tf.where(over, keep_a, len_a)  # [B]
         new_b = tf.where(over, budget - new_a, len_b)  # [B]
+        new_a = tf.where(len_b > 0, new_a, single_a)  # [B] an empty B: a single text
+        new_b = tf.where(len_b > 0, new_b, 0)  # [B]
         a = _ragged_prefix(a, new_a)
         b = _ragged_prefix(b, new_b)
     else:
-        a = _ragged_prefix(a, tf.minimum(len_a, T - 2))
+        a = _ragged_prefix(a, single_a)
     nrows = a.nrows()
     col = lambda v: tf.RaggedTensor.from_tensor(tf.fill(tf.stack([nrows, 1]), tf.constant(v, tf.int32)))  # noqa: E731
     same = lambda rt, v: rt.with_flat_values(tf.fill(tf.shape(rt.flat_values), tf.constant(v, tf.int32)))  # noqa: E731
     id_parts = [a, col(SEP_ID)]
     seg_parts = [same(a, SEG_ID_A), col(SEG_ID_A)]
     if pair:
-        id_parts += [b, col(SEP_ID)]
-        seg_parts += [same(b, SEG_ID_B), col(SEG_ID_B)]
+        sep_b = tf.RaggedTensor.from_row_lengths(
+            tf.fill([tf.math.count_nonzero(new_b > 0)], tf.constant(SEP_ID, tf.int32)),
+            tf.cast(new_b > 0, tf.int64))  # [B, (0|1)] B's <sep> only where B kept tokens
+        id_parts += [b, sep_b]
+        seg_parts += [same(b, SEG_ID_B), same(sep_b, SEG_ID_B)]
     id_parts.append(col(CLS_ID))
     seg_parts.append(col(SEG_ID_CLS))
     ids = tf.concat(id_parts, axis=1)  # [B, (len)]

@@ -27,7 +27,8 @@ from xlnet_tf.io import atomic_output, read_json, sha256_bytes, sha256_file, wri
 log = logging.getLogger("xlnet_tf")
 
 MANIFEST_SUFFIX = ".manifest.json"
-MANIFEST_FORMAT_VERSION = 1
+# 2: an empty text_b is packed as a single text (records cached by version 1 are rebuilt)
+MANIFEST_FORMAT_VERSION = 2
 
 
 def _file_fingerprint(path: str) -> Dict[str, object]:

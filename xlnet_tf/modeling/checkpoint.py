@@ -10,11 +10,15 @@ anything it did not find):
   * a backbone variable (``model/transformer/...``) missing from the checkpoint is an error:
     a partially loaded backbone is never returned;
   * head variables the checkpoint lacks (a fresh classification head on a pretrained
-    checkpoint) keep their initialisation and are reported in ``LoadResult.missing``.
+    checkpoint) keep their initialisation and are reported in ``LoadResult.missing``;
+  * so does ``mask_emb`` (the one backbone variable allowed to be absent, with a warning):
+    the original's fine-tuning graphs never create it, since it only starts the query
+    stream, so their checkpoints load into a bare ``XLNetModel`` too.
 """
 import dataclasses
 import glob
 import json
+import logging
 import os
 import re
 import shutil
@@ -27,6 +31,10 @@ import tensorflow as tf
 from xlnet_tf.io import describe_write_error
 
 BACKBONE_PREFIX = "model/transformer/"
+# absent from the original's fine-tuning checkpoints: it only feeds the query stream
+MASK_EMB = BACKBONE_PREFIX + "mask_emb/mask_emb"
+
+log = logging.getLogger("xlnet_tf")
 
 
 @dataclasses.dataclass
@@ -96,7 +104,7 @@ def _assign(var, value, name, source):
 def _load_named_arrays(model, get, available, source, allow_missing_backbone=False):
     names = original_names(model)
     missing_backbone = sorted(n for n in names if n.startswith(BACKBONE_PREFIX)
-                              and n not in available)
+                              and n not in available and n != MASK_EMB)
     if missing_backbone and not allow_missing_backbone:
         raise ValueError(
             f"{source} lacks {len(missing_backbone)} backbone variables of this model, e.g. "
@@ -117,6 +125,10 @@ def _load_named_arrays(model, get, available, source, allow_missing_backbone=Fal
             loaded.append(name)
         else:
             missing.append(name)
+    if MASK_EMB in missing:
+        log.warning("%s has no %s (a fine-tuning checkpoint: the original creates it only for "
+                    "the pretraining query stream); it keeps its initial value, so target_mapping"
+                    " / inp_q inputs start from an untrained vector", source, MASK_EMB)
     unused = sorted(set(available) - set(names))
     return LoadResult(sorted(loaded), sorted(missing), unused)
 

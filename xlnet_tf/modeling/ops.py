@@ -263,7 +263,14 @@ def row_blocks(fn, x, others, spans):
     and TensorFlow would otherwise interleave them, all their intermediates alive at once.
     In the backward pass each block is recomputed once its predecessor's gradients exist,
     and the gradients of ``others`` are summed as they come, so one block's intermediates
-    and one running sum exist at a time."""
+    and one running sum exist at a time.
+
+    ``others`` may hold variables (the r-biases shared by all layers when untie_r is false):
+    they are read into tensors here, outside the custom gradient, so the gradient reaches the
+    variable through the read and the blocks see plain tensors (a variable read inside
+    ``tf.custom_gradient`` would need a gradient function for ``variables`` in eager mode)."""
+    others = [o if o is None or isinstance(o, tf.Tensor) else tf.convert_to_tensor(o)
+              for o in others]
     used = [o is not None for o in others]
 
     def rows(t, span):
