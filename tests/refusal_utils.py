@@ -4,8 +4,12 @@ import contextlib
 import importlib
 import io
 import os
+import subprocess
+import sys
 
 from xlnet_tf import cli
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_script(name, args):
@@ -19,17 +23,32 @@ def run_script(name, args):
 
 
 def snapshot(folder):
-    """{relative path: (size, mtime_ns, bytes)} of every file and folder under ``folder``."""
+    """{relative path: (size, mtime_ns, bytes)} of every file under ``folder``."""
     result = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs:
-            result[os.path.relpath(os.path.join(root, name), folder) + "/"] = None
+    for root, _, files in os.walk(folder):
         for name in files:
             path = os.path.join(root, name)
             st = os.stat(path)
             with open(path, "rb") as f:
                 result[os.path.relpath(path, folder)] = (st.st_size, st.st_mtime_ns, f.read())
     return result
+
+
+@contextlib.contextmanager
+def another_run_holding(folder, flag):
+    """A process that holds ``folder``'s run lock (as a running script does) for the
+    ``with`` body; yields its pid."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from xlnet_tf import io\n"
+         "with io.folder_lock(sys.argv[1], sys.argv[2]):\n"
+         "    print('locked', flush=True); time.sleep(120)", str(folder), flag],
+        stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
 
 
 def assert_refused(code, err, *needles):

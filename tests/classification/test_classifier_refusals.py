@@ -4,15 +4,12 @@ same --output_dir (naming the first), the corrected rerun after a run that faile
 runtime (accepted), another model in a folder with a checkpoint (naming --output_dir)."""
 import os
 import pathlib
-import subprocess
-import sys
 
 import pytest
 
-from refusal_utils import assert_refused, run_script, snapshot
+from refusal_utils import another_run_holding, assert_refused, run_script, snapshot
 
 FIXTURE_SPM = str(pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model")
-REPO = str(pathlib.Path(__file__).resolve().parents[2])
 TINY = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32",
         "--max_seq_length=16", "--train_batch_size=4", "--eval_batch_size=8",
         "--learning_rate=1e-3", "--iterations=2", f"--spiece_model={FIXTURE_SPM}",
@@ -51,22 +48,12 @@ def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
 
 def test_second_run_in_the_same_output_dir_is_refused_naming_the_first(tmp_path):
     out, _ = user_folder(tmp_path)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from xlnet_tf import io\n"
-         "with io.folder_lock(sys.argv[1], '--output_dir'):\n"
-         "    print('locked', flush=True); time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with another_run_holding(out, "--output_dir") as pid:
         inside = snapshot(out)
         code, _, err = run_script("run_classifier", [
             *generic_task(tmp_path), f"--output_dir={out}", "--do_train", *TINY])
-        assert_refused(code, err, f"--output_dir={out} is in use by another run",
-                       f"pid {holder.pid}")
+        assert_refused(code, err, f"--output_dir={out} is in use by another run", f"pid {pid}")
         assert snapshot(out) == inside              # the first run's lock files untouched
-    finally:
-        holder.kill()
-        holder.wait()
 
 
 def test_a_run_that_failed_at_runtime_does_not_tie_its_folder(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from refusal_utils import assert_refused, run_script, snapshot
+from refusal_utils import another_run_holding, assert_refused, run_script, snapshot
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY = ["--n_layer=2", "--d_model=32", "--n_head=2", "--d_head=16", "--d_inner=64",
@@ -151,19 +151,11 @@ def test_ctrl_c_during_record_building_leaves_no_records(tmp_path):
 
 def test_second_run_in_one_model_dir_is_refused_naming_the_first(tmp_path):
     out, _ = user_folder(tmp_path)
-    holder = spawn(["-c", "import sys, time; from xlnet_tf import io\n"
-                    "with io.folder_lock(sys.argv[1], '--model_dir'):\n"
-                    "    print('locked', flush=True); time.sleep(60)", str(out)])
-    try:
-        wait_for(holder, "locked")
+    with another_run_holding(out, "--model_dir") as pid:
         inside = snapshot(out)
         code, _, err = run_script("run_pretrain", [*TINY, f"--model_dir={out}"])
-        assert_refused(code, err, f"--model_dir={out} is in use by another run",
-                       f"pid {holder.pid}")
+        assert_refused(code, err, f"--model_dir={out} is in use by another run", f"pid {pid}")
         assert snapshot(out) == inside          # nothing written, the holder's lock intact
-    finally:
-        os.killpg(holder.pid, signal.SIGKILL)
-        holder.wait()
 
 
 def test_ctrl_c_during_training_says_where_it_stopped(tmp_path):

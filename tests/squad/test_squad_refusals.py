@@ -2,10 +2,8 @@
 any feature is built or the --output_dir touched, and a second run in one --output_dir."""
 import json
 import pathlib
-import subprocess
-import sys
 
-from refusal_utils import assert_refused, run_script, snapshot
+from refusal_utils import another_run_holding, assert_refused, run_script, snapshot
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SPM = str(REPO / "tests" / "fixtures" / "spiece_test.model")
@@ -37,19 +35,10 @@ def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
 
 def test_second_run_in_one_output_dir_is_refused(tmp_path):
     out = tmp_path / "out"
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from xlnet_tf import io\n"
-         "with io.folder_lock(sys.argv[1], '--output_dir'):\n"
-         "    print('locked', flush=True); time.sleep(60)", str(out)],
-        stdout=subprocess.PIPE, text=True, cwd=REPO)
-    try:
-        assert holder.stdout.readline().strip() == "locked"
+    with another_run_holding(out, "--output_dir") as pid:
         inside = snapshot(out)
         code, _, err = run_script("run_squad", [
             *TINY, f"--train_file={squad_file(tmp_path)}", f"--output_dir={out}",
             "--do_train", "--max_seq_length=128"])
-        assert_refused(code, err, "--output_dir", "in use by another run", f"pid {holder.pid}")
+        assert_refused(code, err, "--output_dir", "in use by another run", f"pid {pid}")
         assert snapshot(out) == inside
-    finally:
-        holder.kill()
-        holder.wait()

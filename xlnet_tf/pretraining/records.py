@@ -874,6 +874,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                 created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     io_lib.write_json_atomic(part_path, part)
     write_merged_manifest(save_dir)
+    cli.note_stage(None)
     return part
 
 

@@ -127,7 +127,8 @@ def _explain_trainer_error(err, vocab_size, character_coverage, files):
         return ValueError(
             f"{where} has no usable line (all blank, or every line longer than max_sentence_length "
             f"bytes). Pass text files with one sentence per line.")
-    return RuntimeError(f"SentencePiece training failed on {where}: {msg}")
+    return ValueError(f"SentencePiece training failed on {where}: {msg}; check the text "
+                      f"files and the SentencePiece settings")
 
 
 def _train_in_child(**kwargs):
@@ -291,6 +292,7 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
                 raise RuntimeError(f"trained model has {sp.IdToPiece(idx)!r} at id {idx}, expected {sym!r}")
         os.replace(tmp_prefix + ".vocab", final_vocab)
         os.replace(tmp_prefix + ".model", final_model)
+        note_stage(None)
         log.info("train_spm: wrote %s (%d pieces) and %s", final_model, sp.GetPieceSize(),
                  final_vocab)
         return final_model

@@ -301,6 +301,7 @@ def train(task, config, strategy, init_checkpoint=None, callback=None, *,
     replicas = strategy.num_replicas_in_sync
     per_replica = _per_replica_batch(config, strategy)
     check_model_dir(model_dir, task.identity, dir_flag)
+    cli.note_stage("setting up training (no checkpoint of this run yet)")
     log.info("strategy %s: %d replica(s); global batch %d, per-replica batch %d",
              type(strategy).__name__, replicas, config.global_batch_size, per_replica)
 
