@@ -82,10 +82,15 @@ def main(F):
 
     data = dict(seq_len=F.seq_len, reuse_len=F.reuse_len, perm_size=F.perm_size,
                 record_dir=F.record_dir, input_text=F.input_text)
-    pretraining.check_settings(objective=F.objective, **data)     # before TensorFlow starts
     size = None if F.model_config else dict(
         n_layer=F.n_layer, d_model=F.d_model, n_head=F.n_head, d_head=F.d_head,
         d_inner=F.d_inner, ff_activation=F.ff_activation, untie_r=F.untie_r)
+    pretraining.check_settings(     # every flag, before TensorFlow starts or a file is written
+        objective=F.objective, train_batch_size=F.train_batch_size,
+        learning_rate=F.learning_rate, mem_len=F.mem_len, num_predict=F.num_predict,
+        mask_alpha=F.mask_alpha, mask_beta=F.mask_beta, max_gram=F.max_gram,
+        bi_data=F.bi_data, vocab_size=F.vocab_size, spiece_model=F.spiece_model,
+        model_size=size, model_config=F.model_config, recompute=F.recompute, **data)
     result = pretraining.pretrain(
         cli.train_config(F, F.model_dir, F.train_steps, F.seq_len, F.max_save),
         model_size=size, model_config=F.model_config, run_options=cli.model_run_options(F),

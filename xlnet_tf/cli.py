@@ -13,8 +13,8 @@ user error into ONE line on stderr and an exit code, never a traceback:
 * ``--help`` / ``-h``: the entry point's documentation and flags, exit 0;
 * a bad flag, or :class:`UsageError` / ``ValueError`` / ``FileNotFoundError`` /
   :class:`xlnet_tf.io.WriteError` from ``main``: ``prog: error: <message>``, exit 2;
-* Ctrl-C: ``prog: interrupted ...`` with the entry point's hint (e.g. that rerunning the
-  same command resumes), exit 130.
+* Ctrl-C: ``prog: interrupted while <stage> ...`` (the last :func:`note_stage`) with the
+  entry point's hint (e.g. that rerunning the same command resumes), exit 130.
 
 Set ``XLNET_TF_TRACEBACK=1`` to see the traceback of an error instead.
 """
@@ -70,6 +70,15 @@ def parse(define_flags, argv, prog):
     return fv
 
 
+_STAGE = [None]
+
+
+def note_stage(text):
+    """What the running entry point is doing now (e.g. "building the records", "training at
+    step 200 (the checkpoint of step 200 is kept)"): the Ctrl-C line says where it stopped."""
+    _STAGE[0] = text
+
+
 def help_text(define_flags, doc, prog):
     fv = flags.FlagValues()
     define_flags(fv)
@@ -86,6 +95,7 @@ def run(define_flags, main, argv=None, *, prog=None, doc=None, interrupt_hint=""
         sys.stdout.write(help_text(define_flags, doc, prog))
         return 0
     debug = os.environ.get("XLNET_TF_TRACEBACK") == "1"
+    note_stage(None)
     try:
         F = parse(define_flags, argv, prog)
         result = main(F)
@@ -93,7 +103,8 @@ def run(define_flags, main, argv=None, *, prog=None, doc=None, interrupt_hint=""
     except KeyboardInterrupt:
         if debug:
             raise
-        print(f"\n{prog}: interrupted{'; ' + interrupt_hint if interrupt_hint else ''}",
+        where = f" while {_STAGE[0]}" if _STAGE[0] else ""
+        print(f"\n{prog}: interrupted{where}{'; ' + interrupt_hint if interrupt_hint else ''}",
               file=sys.stderr)
         return 130
     except (UsageError, ValueError, FileNotFoundError, OSError) as e:
@@ -254,13 +265,16 @@ RESUME_HINT = "rerun the same command to resume from the last checkpoint"
 
 def dispatch_finetuning(F, run, *, export_only, export, fine_tune):
     """The end of a fine-tuning script's main: ``export(run, say)`` for --export_dir alone,
-    else ``fine_tune(run, train_config, say)``; user-facing lines go to stdout."""
+    else ``fine_tune(run, train_config, say)``; user-facing lines go to stdout.  The run
+    holds --output_dir's lock throughout: a second run in the same folder is refused."""
+    from xlnet_tf.io import folder_lock
     say = functools.partial(print, flush=True)
-    if export_only:
-        export(run, say)
-    else:
-        fine_tune(run, train_config(F, F.output_dir, F.train_steps, F.max_seq_length,
-                                    F.max_save or None), say)
+    with folder_lock(F.output_dir, "--output_dir"):
+        if export_only:
+            export(run, say)
+        else:
+            fine_tune(run, train_config(F, F.output_dir, F.train_steps, F.max_seq_length,
+                                        F.max_save or None), say)
     return 0
 
 

@@ -13,8 +13,10 @@ The order of a fine-tuning script:
    :func:`build_config`: the vocabulary and the model size.
 3. :func:`check_init_checkpoint` on a freshly built model; :func:`default_cache_dir` for the
    cached features; :func:`check_train_config` once the number of steps is known.
-4. :func:`write_run_files` (the first write), then training, whose task's ``export`` calls
-   :func:`save_final_checkpoint`.
+   :func:`check_memory` right after the model size is known (before any record is built).
+4. :func:`write_run_files` (with the first checkpoint of a training run: pass it as
+   ``on_first_checkpoint`` to :func:`xlnet_tf.training.train`), then training, whose task's
+   ``export`` calls :func:`save_final_checkpoint`.
 
 Fine-tuning models run with :func:`finetune_config` (the original's fine-tuning RunConfig
 copies neither the memory nor ``bi_data``).
@@ -150,6 +152,19 @@ def check_train_config(train_config, num_replicas):
     if train_config.global_batch_size % num_replicas:
         raise ValueError(f"--train_batch_size={train_config.global_batch_size} is not "
                          f"divisible by the {num_replicas} replicas")
+
+
+def check_memory(config, train_config, max_seq_length):
+    """Refuses (ValueError naming the flags, with the estimate) a --train_batch_size x
+    --max_seq_length that cannot fit in this machine's memory, before any record is built."""
+    from xlnet_tf.training.memory import check_training_fits
+    check_training_fits(
+        f"--train_batch_size={train_config.global_batch_size} "
+        f"--max_seq_length={max_seq_length}",
+        n_params=config.num_parameters(with_lm_head=False), n_layer=config.n_layer,
+        d_model=config.d_model, n_head=config.n_head,
+        batch_size=train_config.global_batch_size, seq_len=max_seq_length,
+        recompute=bool(getattr(config, "recompute", False)))
 
 
 # ---------------------------------------------------------------------------- vocabulary, model

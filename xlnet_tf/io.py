@@ -12,6 +12,8 @@
 * :func:`check_text_file` / :func:`sniff_text_problem` -- a UTF-16/UTF-32 or compressed file
   given where UTF-8 text is read, recognised by its first bytes and named.
 * :func:`exclusive_lock` -- an ``flock`` for read-modify-write of a shared file.
+* :func:`folder_lock` -- one run at a time per output folder; :func:`removed_on_error` -- a
+  folder a failed preparation created is removed again.
 """
 import contextlib
 import errno
@@ -246,6 +248,7 @@ def folder_lock(folder, flag="--output_dir"):
     import filelock
 
     folder = os.fspath(folder)
+    created = not os.path.exists(folder)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
@@ -273,6 +276,29 @@ def folder_lock(folder, flag="--output_dir"):
             "started": datetime.datetime.now().isoformat(timespec="seconds")})
         yield
     finally:
+        # the lock file goes too (removed while still held), and the folder when this run
+        # created it and left nothing in it: a refused run leaves no trace
         with contextlib.suppress(OSError):
             os.remove(info_path)
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(folder, LOCK_NAME))
         lock.release()
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+
+@contextlib.contextmanager
+def removed_on_error(folder):
+    """Removes ``folder`` again when the ``with`` body fails with an error and the folder did
+    not exist before it: a run that stops on a mistake leaves no half-prepared folder.  An
+    existing folder is never removed, and neither is one after Ctrl-C (what was prepared is
+    reused by the rerun)."""
+    folder = os.fspath(folder)
+    existed = os.path.exists(folder)
+    try:
+        yield folder
+    except Exception:
+        if not existed:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise

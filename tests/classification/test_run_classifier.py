@@ -21,6 +21,7 @@ import pytest
 
 from xlnet_tf import cli
 from xlnet_tf.io import sha256_file
+from refusal_utils import snapshot
 
 SCRIPT = importlib.import_module("run_classifier")
 
@@ -37,18 +38,6 @@ def run_cli(args):
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = cli.run(SCRIPT.define_flags, SCRIPT.main, args, prog="run_classifier.py")
     return code, out.getvalue(), err.getvalue()
-
-
-def snapshot(folder):
-    """{relative path: (size, mtime_ns, bytes)} of every file under ``folder``."""
-    result = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            st = os.stat(path)
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, folder)] = (st.st_size, st.st_mtime_ns, f.read())
-    return result
 
 
 def read_tsv(path):

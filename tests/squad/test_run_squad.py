@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from xlnet_tf import cli
 from xlnet_tf.squad import evaluate as squad_eval
+from refusal_utils import snapshot
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 SPM = str(REPO / "tests" / "fixtures" / "spiece_test.model")
@@ -42,17 +43,6 @@ def run_cli(args, capsys):
                    prog="run_squad.py")
     out = capsys.readouterr()
     return code, out.out, out.err
-
-
-def snapshot(folder):
-    result = {}
-    for root, _, files in os.walk(folder):
-        for name in files:
-            path = os.path.join(root, name)
-            st = os.stat(path)
-            with open(path, "rb") as f:
-                result[os.path.relpath(path, folder)] = (st.st_size, st.st_mtime_ns, f.read())
-    return result
 
 
 def load(path):

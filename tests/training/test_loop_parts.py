@@ -54,6 +54,9 @@ def test_model_dir_of_another_model_is_refused(tmp_path):
     (tmp_path / "task.json").write_text(json.dumps(dict(identity, n_token=500)))
     training.check_model_dir(str(tmp_path), identity)                # same settings
     training.check_model_dir(str(tmp_path), {"task": "pretrain"})    # keys it does not name
+    # no checkpoint yet (a run that failed before its first one): not tied to anything
+    training.check_model_dir(str(tmp_path), dict(identity, d_model=48))
+    (tmp_path / "ckpt-10.index").write_bytes(b"")
     with pytest.raises(ValueError, match=r"d_model: model_dir has 32, this run has 48.*"
                                          r"use a new --model_dir"):
         training.check_model_dir(str(tmp_path), dict(identity, d_model=48))
@@ -66,7 +69,10 @@ def test_output_dir_fine_tuned_with_other_settings_is_refused(tmp_path):
     identity = {"task": "sst-2", "max_seq_length": 128}
     (tmp_path / "classifier.json").write_text(json.dumps({"identity": identity}))
     training.check_output_dir(str(tmp_path), identity, "classifier.json")
-    with pytest.raises(ValueError, match=r"task: output_dir has 'sst-2', this run has 'cola'"):
+    training.check_output_dir(str(tmp_path), dict(identity, task="cola"), "classifier.json")
+    (tmp_path / "xlnet_model.ckpt.index").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"task: output_dir has 'sst-2', this run has 'cola'.*"
+                                         r"new --output_dir"):
         training.check_output_dir(str(tmp_path), dict(identity, task="cola"), "classifier.json")
 
 

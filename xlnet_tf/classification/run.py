@@ -10,6 +10,7 @@ FileNotFoundError with the message to show.  Progress lines go to ``say`` (the s
 ``print``; default: the ``xlnet_tf`` log).
 """
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -123,6 +124,8 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
 
     # ---- files: tokenizer, config, task reader and its files
     spiece, tokenizer, config = finetuning.resolve_model(run)
+    if run.do_train:
+        finetuning.check_memory(config, train_config, run.max_seq_length)
     processor = get_task(run.task, **run.task_options)
     splits = ([("train", "train")] if run.do_train else []) + \
         ([("eval", run.eval_split)] if run.do_eval or run.eval_every else []) + \
@@ -185,12 +188,16 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
            "use_summ_proj": run.use_summ_proj, "cls_scope": run.cls_scope,
            "xlnet_config": task.config.to_dict(), "spiece_model": finetuning.SPIECE_MODEL,
            "identity": identity}
-    finetuning.write_run_files(out, CLASSIFIER_CONFIG, cfg, task.config, spiece)
+    # (a training run writes them with its first checkpoint)
+    write_files = functools.partial(finetuning.write_run_files, out, CLASSIFIER_CONFIG, cfg,
+                                    task.config, spiece)
+    if not run.do_train:
+        write_files()
 
     evaluation = Evaluation(run, processor, records, say)
     if run.do_train:
         model, step, source = train(run, task, train_config, strategy, records, evaluation,
-                                    say)
+                                    say, write_files)
     say(f"using {source} (step {step})")
     results = evaluation.final(model, step) if run.do_eval else None
     if run.do_predict:
@@ -283,10 +290,11 @@ class Evaluation:
         return results
 
 
-def train(run, task, train_config, strategy, records, evaluation, say):
-    """Fine-tune (resuming from the newest checkpoint in output_dir); returns (model, step,
-    source) of the weights to use afterwards: the final ones, or with --keep_best the best
-    evaluated ones."""
+def train(run, task, train_config, strategy, records, evaluation, say, write_files):
+    """Fine-tune (resuming from the newest checkpoint in output_dir; ``write_files()`` writes
+    the run's settings with the first checkpoint); returns (model, step, source) of the
+    weights to use afterwards: the final ones, or with --keep_best the best evaluated
+    ones."""
     import tensorflow as tf
 
     from xlnet_tf.io import read_json
@@ -315,7 +323,8 @@ def train(run, task, train_config, strategy, records, evaluation, say):
         f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), model "
         f"{config.n_layer}x{config.d_model}, precision {train_config.precision}")
     result = training.train(task, train_config, strategy, init_checkpoint=run.init_checkpoint,
-                            callback=callback)
+                            callback=callback, dir_flag="--output_dir",
+                            on_first_checkpoint=write_files)
     model, step, source = result["model"], result["step"], "the final weights"
     best = os.path.join(evaluation.best_dir, finetuning.FINAL_CHECKPOINT)
     if run.keep_best and os.path.exists(best + ".index"):

@@ -38,9 +38,17 @@ def python_docs_corpus(out_path):
                      if len(s.split()) >= 3]
         if sentences:
             docs.append("\n".join(sentences))
+    text = "\n\n".join(docs) + "\n"
+    if os.path.isfile(out_path) and _read_text(out_path) == text:
+        return out_path       # the copy of an earlier run: left as it is (the cache stamp)
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    io_lib.write_text_atomic(out_path, "\n\n".join(docs) + "\n")
+    io_lib.write_text_atomic(out_path, text)
     return out_path
+
+
+def _read_text(path):
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return f.read()
 
 
 def prepare_data(work_dir, input_files, *, spiece_model=None, vocab_size=2000,

@@ -77,6 +77,7 @@ import logging
 import multiprocessing
 import os
 import re
+import signal
 import string
 import time
 
@@ -274,6 +275,12 @@ def _chunk_jobs(files, spiece_model, uncased, use_eod, lines_per_chunk):
                        uncased, use_eod)
 
 
+def _ignore_sigint():
+    """Tokenising workers leave Ctrl-C to the parent (which stops them): one message, not a
+    traceback per worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers=1,
                    lines_per_chunk=2000, log_every_s=10.0):
     """Tokenises every file into one shard ``(ids int32 [N], flags bool [N])``.
@@ -324,7 +331,7 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
         # interpreter would load TensorFlow in every worker). They only use SentencePiece.
         ctx = multiprocessing.get_context("fork")
         job_list = list(jobs)
-        with ctx.Pool(num_workers) as pool:
+        with ctx.Pool(num_workers, initializer=_ignore_sigint) as pool:
             for (fi, job), result in zip(job_list,
                                          pool.imap(_tokenize_chunk, [j for _, j in job_list])):
                 consume(fi, job[0], result)
@@ -806,6 +813,8 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
             hint="Use the same settings for every task and pass of one --save_dir, or another "
                  "--save_dir.")
 
+    cli.note_stage(f"building the records of task {task_id} pass {pass_id} in {save_dir} "
+                   f"(nothing of them written yet)")
     log.info("task %d/%d pass %d: %d of %d input files", task_id, num_tasks, pass_id,
                  len(files), len(all_files))
     shards, file_stats = tokenize_files(files, spiece_model, uncased, use_eod, num_workers,
@@ -868,6 +877,7 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                 created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
     io_lib.write_json_atomic(part_path, part)
     write_merged_manifest(save_dir)
+    cli.note_stage(None)
     return part
 
 

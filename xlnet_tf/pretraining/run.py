@@ -11,6 +11,7 @@ import glob
 import logging
 import os
 
+from xlnet_tf import io as io_lib
 from xlnet_tf import training
 
 log = logging.getLogger("xlnet_tf")
@@ -19,17 +20,58 @@ OBJECTIVES = ("plm", "dae")
 
 
 def check_settings(*, seq_len, reuse_len, perm_size, record_dir=None, input_text=None,
-                   objective="plm"):
-    """ValueError for settings that contradict each other (no TensorFlow needed)."""
+                   objective="plm", train_batch_size=None, learning_rate=None, mem_len=None,
+                   num_predict=None, mask_alpha=6, mask_beta=1, max_gram=5, bi_data=False,
+                   vocab_size=None, spiece_model=None, model_size=None, model_config=None,
+                   recompute=False):
+    """ValueError (naming the flag) for settings that are wrong or contradict each other, and
+    for a batch x sequence that cannot fit in memory (with the estimate): every check that
+    needs no TensorFlow, run before anything is written.  The optional settings are checked
+    when given."""
     if objective not in OBJECTIVES:
         raise ValueError(f"--objective={objective!r}: use one of {', '.join(OBJECTIVES)}")
+    for name, value in (("seq_len", seq_len), ("perm_size", perm_size),
+                        ("train_batch_size", train_batch_size)):
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name} must be > 0, got {value}")
+    if learning_rate is not None and not learning_rate > 0:
+        raise ValueError(f"--learning_rate must be > 0, got {learning_rate}")
+    if mem_len is not None and mem_len < 0:
+        raise ValueError(f"--mem_len must be >= 0 (0 = no memory), got {mem_len}")
     if reuse_len > seq_len:
         raise ValueError(f"--reuse_len={reuse_len} is larger than --seq_len={seq_len}")
-    if perm_size <= 0 or reuse_len % perm_size or (seq_len - reuse_len) % perm_size:
+    if reuse_len % perm_size or (seq_len - reuse_len) % perm_size:
         raise ValueError(f"--perm_size={perm_size} must divide --reuse_len={reuse_len} and "
                          f"--seq_len - --reuse_len={seq_len - reuse_len}")
     if record_dir and input_text:
         raise ValueError("give either --record_dir or --input_text, not both")
+    if num_predict is not None:     # what records of these settings can hold
+        from xlnet_tf.pretraining.records import validate_config
+        validate_config(seq_len, reuse_len, bi_data, num_predict, mask_alpha, mask_beta,
+                        bsz_per_host=2, num_core_per_host=1, max_gram=max_gram)
+    if spiece_model and not os.path.isfile(spiece_model):
+        raise FileNotFoundError(f"--spiece_model {spiece_model!r} does not exist; pass the "
+                                f"spiece.model of the records (or leave it out to train one)")
+    if vocab_size is not None and not (record_dir or spiece_model):   # a model is trained
+        from xlnet_tf.tokenization.train_spm import check_vocab_size
+        check_vocab_size(vocab_size)
+    if train_batch_size is not None:
+        _check_memory(model_size, model_config, vocab_size, train_batch_size, seq_len,
+                      mem_len, objective, recompute)
+
+
+def _check_memory(model_size, model_config, vocab_size, batch_size, seq_len, mem_len,
+                  objective, recompute):
+    from xlnet_tf.modeling.config import XLNetConfig
+    from xlnet_tf.training.memory import check_training_fits
+    config = XLNetConfig.from_json(model_config) if model_config else \
+        XLNetConfig(**(model_size or {}), n_token=vocab_size or 32000)
+    check_training_fits(
+        f"--train_batch_size={batch_size} --seq_len={seq_len}"
+        + (f" --mem_len={mem_len}" if mem_len else ""),
+        n_params=config.num_parameters(), n_layer=config.n_layer, d_model=config.d_model,
+        n_head=config.n_head, batch_size=batch_size, seq_len=seq_len, mem_len=mem_len or 0,
+        two_stream=objective == "plm", recompute=recompute)
 
 
 def _host_layout(strategy, batch_size, bi_data, record_dir):
@@ -102,14 +144,20 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
     Returns:
       the result of :func:`xlnet_tf.training.train` plus ``config`` (the XLNetConfig).
     """
+    tc = train_config
     check_settings(seq_len=seq_len, reuse_len=reuse_len, perm_size=perm_size,
-                   record_dir=record_dir, input_text=input_text, objective=objective)
+                   record_dir=record_dir, input_text=input_text, objective=objective,
+                   train_batch_size=tc.global_batch_size, learning_rate=tc.learning_rate,
+                   mem_len=mem_len, num_predict=num_predict, mask_alpha=mask_alpha,
+                   mask_beta=mask_beta, max_gram=max_gram, bi_data=bi_data,
+                   vocab_size=vocab_size, spiece_model=spiece_model, model_size=model_size,
+                   model_config=model_config,
+                   recompute=bool((run_options or {}).get("recompute")))
+    tc.validate()
     import tensorflow as tf
     from xlnet_tf.pretraining.data import prepare_data
-    from xlnet_tf.pretraining.input_pipeline import check_manifest
-    from xlnet_tf.pretraining.task import PretrainTask, pretrain_identity
+    from xlnet_tf.pretraining.task import pretrain_identity
 
-    tc = train_config
     training.configure_cpu_devices(num_cpus)
     training.set_precision(tc.precision)
     tf.keras.utils.set_random_seed(tc.seed)
@@ -120,20 +168,39 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
         raise ValueError(str(e)) from None
     bsz_per_host, cores_per_host = _host_layout(dist, tc.global_batch_size, bi_data,
                                                 record_dir)
-    tc.validate()
     # a model_dir that holds another model's checkpoint is refused before anything is written
     training.check_model_dir(tc.model_dir, pretrain_identity(
         model_size or {}, seq_len=seq_len, reuse_len=reuse_len, mem_len=mem_len,
         num_predict=num_predict, bi_data=bi_data, objective=objective))
+    # one run at a time in a model_dir: a second one is refused, naming the first
+    with io_lib.folder_lock(tc.model_dir, "--model_dir"):
+        if not record_dir:
+            data_dir = data_dir or os.path.join(tc.model_dir, "data")
+            # a data folder this run creates goes again when preparing the data fails (a
+            # --vocab_size the corpus cannot give, a corpus too small for one batch, ...)
+            with io_lib.removed_on_error(data_dir):
+                record_dir, spiece_model = prepare_data(
+                    data_dir, _input_files(input_text, data_dir, say),
+                    spiece_model=spiece_model, vocab_size=vocab_size, seq_len=seq_len,
+                    reuse_len=reuse_len, bi_data=bi_data, num_predict=num_predict,
+                    mask_alpha=mask_alpha, mask_beta=mask_beta, uncased=uncased,
+                    bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host,
+                    seed=tc.seed, num_workers=os.cpu_count() or 1, max_gram=max_gram)
+        return _train(tc, dist, record_dir, spiece_model, model_size, model_config,
+                      run_options, seq_len=seq_len, reuse_len=reuse_len, mem_len=mem_len,
+                      perm_size=perm_size, bi_data=bi_data, num_predict=num_predict,
+                      max_gram=max_gram, objective=objective, same_length=same_length,
+                      uncased=uncased, bsz_per_host=bsz_per_host,
+                      cores_per_host=cores_per_host, init_checkpoint=init_checkpoint,
+                      say=say)
 
-    if not record_dir:
-        data_dir = data_dir or os.path.join(tc.model_dir, "data")
-        record_dir, spiece_model = prepare_data(
-            data_dir, _input_files(input_text, data_dir, say), spiece_model=spiece_model,
-            vocab_size=vocab_size, seq_len=seq_len, reuse_len=reuse_len, bi_data=bi_data,
-            num_predict=num_predict, mask_alpha=mask_alpha, mask_beta=mask_beta,
-            uncased=uncased, bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host,
-            seed=tc.seed, num_workers=os.cpu_count() or 1, max_gram=max_gram)
+
+def _train(tc, dist, record_dir, spiece_model, model_size, model_config, run_options, *,
+           seq_len, reuse_len, mem_len, perm_size, bi_data, num_predict, max_gram, objective,
+           same_length, uncased, bsz_per_host, cores_per_host, init_checkpoint, say):
+    """The records against the settings, the model configuration and the task; trains."""
+    from xlnet_tf.pretraining.input_pipeline import check_manifest
+    from xlnet_tf.pretraining.task import PretrainTask
     manifest = check_manifest(record_dir, seq_len=seq_len, reuse_len=reuse_len,
                               bi_data=bi_data, num_predict=num_predict, uncased=uncased,
                               bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host,

@@ -9,6 +9,7 @@ output folder of another model, the export folder) runs before the first write i
 Progress lines go to ``say`` (the script passes ``print``; default: the ``xlnet_tf`` log).
 """
 import dataclasses
+import functools
 import logging
 import os
 from typing import Callable, Optional
@@ -140,6 +141,8 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
 
     # ---- tokenizer, model config, the input files: read before anything is written
     spiece, tokenizer, config = finetuning.resolve_model(run)
+    if run.do_train:
+        finetuning.check_memory(config, train_config, run.max_seq_length)
     files = ([("train", run.train_file)] if run.do_train else []) + \
         ([("predict", run.predict_file)] if run.do_predict else [])
     for kind, path in files:
@@ -188,7 +191,11 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
            "uncased": run.uncased, "version_2_with_negative": run.version_2_with_negative,
            "xlnet_config": task.config.to_dict(), "spiece_model": finetuning.SPIECE_MODEL,
            "identity": identity}
-    finetuning.write_run_files(out, SQUAD_CONFIG, cfg, task.config, spiece)
+    # (a training run writes them with its first checkpoint)
+    write_files = functools.partial(finetuning.write_run_files, out, SQUAD_CONFIG, cfg,
+                                    task.config, spiece)
+    if not run.do_train:
+        write_files()
 
     if run.do_train:
         task.train_record = caches["train"].record_path
@@ -197,7 +204,8 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
             f"model {config.n_layer}x{config.d_model}, lr {train_config.learning_rate}, layer "
             f"decay {train_config.lr_layer_decay_rate}, precision {train_config.precision}")
         result = training.train(task, train_config, strategy,
-                                init_checkpoint=run.init_checkpoint)
+                                init_checkpoint=run.init_checkpoint, dir_flag="--output_dir",
+                                on_first_checkpoint=write_files)
         model, step, source = result["model"], result["step"], "the final weights"
         hist = result["history"]
         if hist:

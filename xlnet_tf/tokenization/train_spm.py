@@ -35,6 +35,7 @@ import tempfile
 import sentencepiece as spm
 
 from xlnet_tf.io import check_text_file
+from xlnet_tf.cli import note_stage
 from xlnet_tf.tokenization import tokenizer as tokenization
 from xlnet_tf.tokenization.text import preprocess_text
 
@@ -129,7 +130,47 @@ def _explain_trainer_error(err, vocab_size, character_coverage, files):
         return ValueError(
             f"{where} has no usable line (all blank, or every line longer than max_sentence_length "
             f"bytes). Pass text files with one sentence per line.")
-    return RuntimeError(f"SentencePiece training failed on {where}: {msg}")
+    return ValueError(f"SentencePiece training failed on {where}: {msg}; check the text "
+                      f"files and the SentencePiece settings")
+
+
+def _train_in_child(**kwargs):
+    """``SentencePieceTrainer.train(**kwargs)`` in a forked child process.  The trainer keeps
+    the interpreter busy for its whole run, so Ctrl-C would only be seen when it finished;
+    here the parent waits, and on Ctrl-C stops the child at once.  A trainer error comes
+    back as RuntimeError with SentencePiece's message."""
+    import multiprocessing
+    ctx = multiprocessing.get_context("fork")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_trainer_child, args=(send, kwargs), daemon=True)
+    child.start()
+    send.close()
+    try:
+        while child.is_alive() and not receive.poll(0.2):
+            pass
+        try:
+            error = receive.recv()
+        except EOFError:
+            child.join()
+            error = f"the trainer process stopped (exit code {child.exitcode})"
+    except KeyboardInterrupt:
+        child.kill()
+        raise
+    finally:
+        child.join()
+        receive.close()
+    if error:
+        raise RuntimeError(error)
+
+
+def _trainer_child(send, kwargs):
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # the parent decides (see above)
+    try:
+        spm.SentencePieceTrainer.train(**kwargs)
+        send.send(None)
+    except Exception as e:      # back to the parent as text: it explains the known ones
+        send.send(str(e) or type(e).__name__)
 
 
 def _rewrite_model_prefix(model_path, model_prefix):
@@ -141,6 +182,17 @@ def _rewrite_model_prefix(model_path, model_prefix):
     proto.trainer_spec.model_prefix = model_prefix
     with open(model_path, "wb") as f:
         f.write(proto.SerializeToString())
+
+
+def check_vocab_size(vocab_size):
+    """``--vocab_size`` must leave room beside XLNet's fixed pieces (ValueError); returns it
+    as an int.  (Whether the corpus supports that many pieces only SentencePiece can tell.)"""
+    vocab_size = int(vocab_size)
+    n_fixed = len(tokenization.SPECIAL_SYMBOLS) + len(USER_DEFINED_SYMBOLS) - 1
+    if vocab_size <= n_fixed:
+        raise ValueError(f"--vocab_size={vocab_size}: vocab_size must exceed the {n_fixed} "
+                         f"fixed pieces of XLNet; use a larger --vocab_size")
+    return vocab_size
 
 
 def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_coverage=0.99995,
@@ -172,10 +224,7 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
     files = expand_inputs(input_files)
     if lower and not preprocess:
         raise ValueError("lower=True only takes effect with preprocess=True (text rules before training).")
-    vocab_size = int(vocab_size)
-    n_fixed = len(tokenization.SPECIAL_SYMBOLS) + len(USER_DEFINED_SYMBOLS) - 1
-    if vocab_size <= n_fixed:
-        raise ValueError(f"vocab_size {vocab_size} must exceed the {n_fixed} fixed pieces of XLNet.")
+    vocab_size = check_vocab_size(vocab_size)
     if not 0.0 < float(character_coverage) <= 1.0:
         raise ValueError(f"character_coverage must be in (0, 1], got {character_coverage}.")
     if _count_nonblank_lines(files, limit=1) == 0:
@@ -225,12 +274,13 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
         log.info("train_spm: %d file(s), vocab_size=%d, model_type=%s, character_coverage=%s, "
                  "preprocess=%s, lower=%s", len(files), vocab_size, model_type,
                  character_coverage, preprocess, lower)
+        note_stage(f"training the SentencePiece model {final_model} (nothing written yet)")
         try:
             if preprocess:
-                spm.SentencePieceTrainer.train(
+                _train_in_child(
                     sentence_iterator=_iter_preprocessed(files, lower), model_prefix=tmp_prefix, **kwargs)
             else:
-                spm.SentencePieceTrainer.train(input=files, model_prefix=tmp_prefix, **kwargs)
+                _train_in_child(input=files, model_prefix=tmp_prefix, **kwargs)
         except RuntimeError as e:
             raise _explain_trainer_error(e, vocab_size, character_coverage, files) from None
 
@@ -245,6 +295,7 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
                 raise RuntimeError(f"trained model has {sp.IdToPiece(idx)!r} at id {idx}, expected {sym!r}")
         os.replace(tmp_prefix + ".vocab", final_vocab)
         os.replace(tmp_prefix + ".model", final_model)
+        note_stage(None)
         log.info("train_spm: wrote %s (%d pieces) and %s", final_model, sp.GetPieceSize(),
                  final_vocab)
         return final_model

@@ -142,7 +142,7 @@ def _restore_or_initialise(state, manager, task, model_dir, chief, init_checkpoi
     """Resume from model_dir, else load ``init_checkpoint``; returns the start step.
 
     The chief restores the newest readable checkpoint of model_dir; another worker its own
-    temporary folder's, else the chief's newest.  The chief then writes model_dir/task.json.
+    temporary folder's, else the chief's newest.
     """
     restored = restore_latest(manager, state.checkpoint) if chief else None
     if not chief and manager.latest_checkpoint is None and tf.train.latest_checkpoint(model_dir):
@@ -153,8 +153,6 @@ def _restore_or_initialise(state, manager, task, model_dir, chief, init_checkpoi
     elif init_checkpoint:
         result = init_from_checkpoint(state.model, init_checkpoint)
         log.info("initialised from %s: %s", init_checkpoint, result)
-    if chief:
-        write_identity(model_dir, task.identity)
     return int(state.optimizer.iterations.numpy())
 
 
@@ -281,16 +279,29 @@ def _per_replica_batch(config, strategy):
     return config.global_batch_size // replicas
 
 
-def train(task, config, strategy, init_checkpoint=None, callback=None):
+def _training_stage(step, saved):
+    """Where an interrupted run stopped (the Ctrl-C line)."""
+    return f"training at step {step} (" + (f"the checkpoint of step {saved} is kept"
+                                           if saved else "no checkpoint yet") + ")"
+
+
+def train(task, config, strategy, init_checkpoint=None, callback=None, *,
+          dir_flag="--model_dir", on_first_checkpoint=None):
     """Run (or resume) training; returns ``{"step", "history", "model"}``.
 
-    ``callback(step, metrics, model)`` is called after every loop."""
+    ``callback(step, metrics, model)`` is called after every loop.  The folder's identity
+    (``task.json``) is written with the first checkpoint this run saves, after
+    ``on_first_checkpoint()`` (the chief's; e.g. a script's settings files): a run that
+    fails before it leaves a folder that is not tied to its settings.  ``dir_flag`` names
+    model_dir in messages (the flag of the script that runs)."""
+    from xlnet_tf import cli
     config.validate()
     model_dir = config.model_dir
     chief = is_chief(strategy)
     replicas = strategy.num_replicas_in_sync
     per_replica = _per_replica_batch(config, strategy)
-    check_model_dir(model_dir, task.identity)
+    check_model_dir(model_dir, task.identity, dir_flag)
+    cli.note_stage("setting up training (no checkpoint of this run yet)")
     log.info("strategy %s: %d replica(s); global batch %d, per-replica batch %d",
              type(strategy).__name__, replicas, config.global_batch_size, per_replica)
 
@@ -321,6 +332,8 @@ def train(task, config, strategy, init_checkpoint=None, callback=None):
     save_steps = config.save_steps or config.train_steps
     history = []
     step = start_step
+    recorded, saved = False, start_step
+    cli.note_stage(_training_stage(step, saved))
     while step < config.train_steps:
         next_save = (step // save_steps + 1) * save_steps
         n = min(config.iterations, config.train_steps - step, next_save - step)
@@ -332,7 +345,14 @@ def train(task, config, strategy, init_checkpoint=None, callback=None):
         progress.report(step, metrics, dt, n)
         history.append({"step": step, **metrics})
         if step % save_steps == 0 or step == config.train_steps:
+            if chief and not recorded:
+                if on_first_checkpoint is not None:
+                    on_first_checkpoint()
+                write_identity(model_dir, task.identity)
+                recorded = True
             manager.save(checkpoint_number=step)
+            saved = step
+        cli.note_stage(_training_stage(step, saved))
         if callback is not None:
             callback(step, metrics, state.model)
     progress.close()

@@ -1,0 +1,93 @@
+"""run_classifier.py refuses what cannot work before it writes, and a failed run does not
+tie its folder: an absurd --max_seq_length (with the memory estimate), a second run in the
+same --output_dir (naming the first), the corrected rerun after a run that failed at
+runtime (accepted), another model in a folder with a checkpoint (naming --output_dir)."""
+import os
+import pathlib
+
+import pytest
+
+from refusal_utils import another_run_holding, assert_refused, run_script, snapshot
+
+FIXTURE_SPM = str(pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model")
+TINY = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32",
+        "--max_seq_length=16", "--train_batch_size=4", "--eval_batch_size=8",
+        "--learning_rate=1e-3", "--iterations=2", f"--spiece_model={FIXTURE_SPM}",
+        "--train_steps=2", "--warmup_steps=0"]
+
+
+def generic_task(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "".join(f"{'good fine nice' if i % 2 else 'bad awful poor'} {i},{i % 2}\n"
+                   for i in range(16))
+    (data / "train.csv").write_text("text,label\n" + rows)
+    (data / "dev.csv").write_text("text,label\n" + rows)
+    return ["--task=generic", f"--data_dir={data}", "--text_a_column=text",
+            "--label_column=label", "--label_list=0,1", f"--cache_dir={tmp_path / 'cache'}"]
+
+
+def user_folder(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's file\n")
+    return out, snapshot(out)
+
+
+def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
+    out, before = user_folder(tmp_path)
+    code, _, err = run_script("run_classifier", [
+        *generic_task(tmp_path), f"--output_dir={out}", "--do_train", *TINY,
+        "--max_seq_length=100000"])
+    line = assert_refused(code, err, "--max_seq_length=100000", "--train_batch_size=4",
+                          "GiB of memory")
+    assert "this machine has" in line
+    assert snapshot(out) == before
+    assert not (tmp_path / "cache").exists()       # no record was built
+
+
+def test_second_run_in_the_same_output_dir_is_refused_naming_the_first(tmp_path):
+    out, _ = user_folder(tmp_path)
+    with another_run_holding(out, "--output_dir") as pid:
+        inside = snapshot(out)
+        code, _, err = run_script("run_classifier", [
+            *generic_task(tmp_path), f"--output_dir={out}", "--do_train", *TINY])
+        assert_refused(code, err, f"--output_dir={out} is in use by another run", f"pid {pid}")
+        assert snapshot(out) == inside              # the first run's lock files untouched
+
+
+def test_a_run_that_failed_at_runtime_does_not_tie_its_folder(tmp_path, monkeypatch):
+    from xlnet_tf.training import loop
+
+    def failing_loop(*args, **kwargs):
+        def run(iterator, n):
+            raise RuntimeError("simulated failure in the first training step")
+        return run
+
+    task = generic_task(tmp_path)
+    out = tmp_path / "out"
+    with monkeypatch.context() as m:
+        m.setattr(loop, "_make_loop", failing_loop)
+        with pytest.raises(RuntimeError, match="simulated failure"):
+            run_script("run_classifier", [*task, f"--output_dir={out}", "--do_train", *TINY])
+    # nothing in the folder ties it to the failed run's settings
+    assert not (out / "task.json").exists()
+    assert not (out / "classifier_config.json").exists()
+    assert not [p for p in os.listdir(out) if p.startswith(".xlnet_tf.lock")]
+
+    # the corrected rerun (another model size) in the same folder trains
+    corrected = [a.replace("--d_model=16", "--d_model=32").replace("--d_head=8", "--d_head=16")
+                 for a in TINY]
+    code, stdout, err = run_script("run_classifier", [*task, f"--output_dir={out}",
+                                                      "--do_train", *corrected])
+    assert code == 0, err
+    assert (out / "task.json").exists() and (out / "classifier_config.json").exists()
+    assert (out / "ckpt-2.index").exists()
+
+    # now the folder holds a checkpoint: another model is refused, naming this script's flag
+    before = snapshot(out)
+    code, _, err = run_script("run_classifier", [*task, f"--output_dir={out}", "--do_train",
+                                                 *TINY, "--train_steps=4"])
+    line = assert_refused(code, err, "--output_dir", "d_model")
+    assert "--model_dir" not in line
+    assert snapshot(out) == before
