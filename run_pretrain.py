@@ -78,11 +78,14 @@ def define_flags(fv):
 
 def main(F):
     cli.setup_logging()
-    from xlnet_tf import pretraining
+    from xlnet_tf import finetuning, pretraining
 
     data = dict(seq_len=F.seq_len, reuse_len=F.reuse_len, perm_size=F.perm_size,
                 record_dir=F.record_dir, input_text=F.input_text)
     pretraining.check_settings(objective=F.objective, **data)     # before TensorFlow starts
+    for name in ("model_dir", "data_dir"):
+        if F[name].value:
+            finetuning.check_writable_dir(F[name].value, name)
     size = None if F.model_config else dict(
         n_layer=F.n_layer, d_model=F.d_model, n_head=F.n_head, d_head=F.d_head,
         d_inner=F.d_inner, ff_activation=F.ff_activation, untie_r=F.untie_r)

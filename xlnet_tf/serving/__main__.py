@@ -97,6 +97,12 @@ def main(F):
     import tensorflow_text  # noqa: F401 - registers the ops before any graph is loaded
     from tensorflow.python.tools import saved_model_cli
 
+    from xlnet_tf.finetuning import check_writable_dir
+    from xlnet_tf.serving.saved_model import check_saved_model_files
+    check_saved_model_files(F.dir, variables=F.command == "run")
+    if F.outdir:
+        check_writable_dir(F.outdir, "outdir")
+
     sys.argv = ["saved_model_cli", *saved_model_cli_argv(F)]
     saved_model_cli.main()       # absl app.run: exits with saved_model_cli's status
     return 0

@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from xlnet_tf.training import optimization
-from xlnet_tf.training.checkpoints import init_from_checkpoint, restore_latest
+from xlnet_tf.training.checkpoints import init_from_checkpoint, restore_latest, save_checkpoint
 from xlnet_tf.training.distribute import is_chief, release_host_memory
 from xlnet_tf.training.run_dir import check_model_dir, write_identity
 
@@ -332,7 +332,7 @@ def train(task, config, strategy, init_checkpoint=None, callback=None):
         progress.report(step, metrics, dt, n)
         history.append({"step": step, **metrics})
         if step % save_steps == 0 or step == config.train_steps:
-            manager.save(checkpoint_number=step)
+            save_checkpoint(manager, step)
         if callback is not None:
             callback(step, metrics, state.model)
     progress.close()
