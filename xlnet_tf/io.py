@@ -82,11 +82,17 @@ def default_mode(is_dir):
     return (0o777 if is_dir else 0o666) & ~mask
 
 
-def apply_default_mode(path):
+def apply_default_mode(path, tree=False):
     """``chmod`` ``path`` to :func:`default_mode` (0755 / 0644 under the usual umask 022):
     ``tempfile.mkdtemp`` / ``mkstemp`` create 0700 / 0600, which would keep a model server or
-    a colleague running as another user from reading an export renamed from one."""
+    a colleague running as another user from reading an export renamed from one.  ``tree``:
+    everything under the folder ``path`` too (TensorFlow makes its folders 0755 whatever the
+    umask)."""
     os.chmod(path, default_mode(os.path.isdir(path)))
+    if tree:
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                apply_default_mode(os.path.join(root, name))
     return path
 
 

@@ -78,6 +78,7 @@ def _versioned_output(export_dir, version):
         yield tmp
         if os.path.exists(target):
             raise FileExistsError(f"{target!r} appeared while exporting; not overwriting it")
+        apply_default_mode(tmp, tree=True)
         os.rename(tmp, target)
     except Exception as e:  # noqa: BLE001 - TensorFlow reports a full disk as an OpError
         if isinstance(e, FileExistsError) or not is_write_failure(e):
