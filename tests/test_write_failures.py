@@ -173,3 +173,25 @@ def test_unwritable_output_is_refused_first(entry, flag, make_argv, kind, tmp_pa
     finally:
         if kind == "read-only":
             given.chmod(0o755)
+
+
+def test_run_classifier_checkpoint_disk_full_then_rerun(tmp_path):
+    """A training checkpoint that does not fit: exit 2 naming it, no ckpt-1 files or
+    ckpt-1_temp folder, the state file untouched; the same command then trains normally."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.tsv").write_text("sentence\tlabel\n" + "".join(
+        f"{'good' if i % 2 else 'bad'} film {i} .\t{i % 2}\n" for i in range(8)))
+    out = tmp_path / "out"
+    argv = ["--task=sst-2", f"--data_dir={data}", f"--output_dir={out}", "--do_train",
+            "--train_steps=1", "--iterations=1", "--n_layer=1", "--d_model=16", "--n_head=2",
+            "--d_head=8", "--d_inner=32", "--max_seq_length=16", "--train_batch_size=4",
+            f"--spiece_model={FIXTURE_SPM}"]
+    with file_size_limit(300_000):    # the run files fit (spiece.model is 273 kB), ckpt-1 not
+        result = run_entry(*_entry("run_classifier"), argv, "run_classifier.py")
+    assert_refused(result, f"cannot write {out / 'ckpt-1'}", "too large")
+    assert not [n for n in os.listdir(out) if n.startswith("ckpt-")], os.listdir(out)
+    assert tf.train.latest_checkpoint(str(out)) is None
+    code, _, err = run_entry(*_entry("run_classifier"), argv, "run_classifier.py")
+    assert code == 0, err[-2000:]
+    assert tf.train.latest_checkpoint(str(out)) == str(out / "ckpt-1")
