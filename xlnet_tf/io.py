@@ -77,9 +77,22 @@ def is_write_failure(e):
 
 def default_mode(is_dir):
     """The permissions a new folder (0777) or file (0666) gets under the current umask."""
-    mask = os.umask(0)
+    return (0o777 if is_dir else 0o666) & ~_umask()
+
+
+def _umask():
+    # Linux shows the umask in /proc; setting and restoring it (the portable way) would
+    # briefly give files other threads create at that moment no mask at all
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
     os.umask(mask)
-    return (0o777 if is_dir else 0o666) & ~mask
+    return mask
 
 
 def apply_default_mode(path, tree=False):
