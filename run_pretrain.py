@@ -78,7 +78,7 @@ def define_flags(fv):
 
 def main(F):
     cli.setup_logging()
-    from xlnet_tf import pretraining
+    from xlnet_tf import finetuning, pretraining
 
     data = dict(seq_len=F.seq_len, reuse_len=F.reuse_len, perm_size=F.perm_size,
                 record_dir=F.record_dir, input_text=F.input_text)
@@ -91,6 +91,9 @@ def main(F):
         mask_alpha=F.mask_alpha, mask_beta=F.mask_beta, max_gram=F.max_gram,
         bi_data=F.bi_data, vocab_size=F.vocab_size, spiece_model=F.spiece_model,
         model_size=size, model_config=F.model_config, recompute=F.recompute, **data)
+    for name in ("model_dir", "data_dir"):
+        if F[name].value:
+            finetuning.check_writable_dir(F[name].value, name)
     result = pretraining.pretrain(
         cli.train_config(F, F.model_dir, F.train_steps, F.seq_len, F.max_save),
         model_size=size, model_config=F.model_config, run_options=cli.model_run_options(F),

@@ -54,6 +54,15 @@ def check_writable_dir(path, flag):
                          f"choose a writable location")
 
 
+def check_writable_file(path, flag):
+    """``--<flag> path`` names a file to write: not a folder, and its folder writable (or
+    creatable, see :func:`check_writable_dir`).  Raises ValueError naming the flag."""
+    path = os.path.abspath(path)
+    if os.path.isdir(path):
+        raise ValueError(f"--{flag} {path!r} is a folder; name a file")
+    check_writable_dir(os.path.dirname(path), flag)
+
+
 def check_export_dir(export_dir, export_version):
     """``--export_dir`` / ``--export_version`` before any work: a writable folder (or one that
     can be created) whose version folder does not exist yet.  Returns the version number to
@@ -71,6 +80,7 @@ def resolve_model(run):
     spiece_model, uncased, model_config, size, size_given, run_options, init_checkpoint,
     output_dir).  Returns (spiece_model path, Tokenizer, XLNetConfig)."""
     spiece = resolve_spiece_model(run.spiece_model, run.output_dir)
+    check_spiece_matches_checkpoint(spiece, run.init_checkpoint)
     tokenizer = load_tokenizer(spiece, run.uncased)
     config_path, _ = resolve_model_config(run.model_config, run.output_dir, run.size_given,
                                           run.init_checkpoint)
@@ -178,6 +188,45 @@ def resolve_spiece_model(spiece_model, output_dir):
         return copied
     raise ValueError("--spiece_model is required (the spiece.model that came with the "
                      "checkpoint)")
+
+
+def check_spiece_matches_checkpoint(spiece_model, init_checkpoint):
+    """``spiece_model`` must be the vocabulary ``init_checkpoint`` was trained with when the
+    checkpoint's folder has its own ``spiece.model`` (the original's and our exports ship
+    one): a model of the same size with other pieces would load without complaint and then
+    read every id as another word.  Raises ValueError naming both files."""
+    if not spiece_model or not init_checkpoint:
+        return
+    folder = init_checkpoint if os.path.isdir(init_checkpoint) else \
+        os.path.dirname(init_checkpoint)
+    theirs = os.path.join(folder or ".", SPIECE_MODEL)
+    if not os.path.isfile(theirs) or not os.path.isfile(spiece_model):
+        return
+    from xlnet_tf.io import sha256_file
+    if os.path.samefile(theirs, spiece_model) or sha256_file(theirs) == sha256_file(spiece_model):
+        return
+    ours, checkpoint_pieces = _pieces(spiece_model), _pieces(theirs)
+    if ours == checkpoint_pieces:
+        return
+    if len(ours) != len(checkpoint_pieces):
+        detail = f"{len(ours)} pieces against {len(checkpoint_pieces)}"
+    else:
+        i = next(i for i, (a, b) in enumerate(zip(ours, checkpoint_pieces)) if a != b)
+        detail = (f"the same size ({len(ours)} pieces) but id {i} is {ours[i]!r} in it and "
+                  f"{checkpoint_pieces[i]!r} in the checkpoint's")
+    raise ValueError(f"--spiece_model {spiece_model!r} is not the vocabulary --init_checkpoint "
+                     f"{init_checkpoint!r} was trained with ({theirs!r}): {detail}; pass "
+                     f"--spiece_model={theirs}")
+
+
+def _pieces(spiece_model):
+    """The pieces of a SentencePiece model, by id (ValueError naming an unreadable file)."""
+    import sentencepiece as spm
+    try:
+        sp = spm.SentencePieceProcessor(model_file=spiece_model)
+    except (OSError, RuntimeError) as e:
+        raise ValueError(f"cannot read SentencePiece model {spiece_model!r}: {e}") from None
+    return [sp.IdToPiece(i) for i in range(sp.GetPieceSize())]
 
 
 def load_tokenizer(spiece_model, uncased):

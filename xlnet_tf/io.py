@@ -7,6 +7,8 @@
   (0666 less the umask), so a model server running as another user can read them.
 * :class:`WriteError` -- what a failed write raises: it names the path and says why
   (read-only folder, disk full, a file where a folder should be, ...).
+* :func:`apply_default_mode` -- give a folder or file made by ``mkdtemp`` / ``mkstemp`` (0700
+  / 0600) the usual permissions, so exports and run files can be read by another user.
 * :func:`sha256_file` / :func:`sha256_bytes` -- content hashes (vocabularies, caches).
 * :func:`read_json` -- a JSON object with clear errors for a missing or corrupt file.
 * :func:`check_text_file` / :func:`sniff_text_problem` -- a UTF-16/UTF-32 or compressed file
@@ -33,14 +35,28 @@ _WHY = {
     errno.ENOTDIR: "a file stands where a folder is expected",
     errno.EISDIR: "a folder stands where a file is expected",
 }
+# TensorFlow and SentencePiece report a failed write as their own exception (OutOfRangeError,
+# ResourceExhaustedError, RuntimeError, ...) carrying the system's strerror in the message
+_STRERROR = {os.strerror(code): code for code in _WHY}
+
+
+def write_errno(e):
+    """The errno of a failed write: an ``OSError``'s own, else the one whose system message
+    (``No space left on device``, ``File too large``, ...) a library error carries; None for
+    an error that is not a failed write."""
+    if isinstance(e, OSError) and e.errno is not None:
+        return e.errno
+    text = str(e)
+    return next((code for message, code in _STRERROR.items() if message in text), None)
 
 
 class WriteError(OSError):
     """A file could not be written; ``str()`` names the path and the reason."""
 
     def __init__(self, path, cause):
-        why = _WHY.get(getattr(cause, "errno", None), getattr(cause, "strerror", None) or str(cause))
-        super().__init__(getattr(cause, "errno", None),
+        code = write_errno(cause)
+        why = _WHY.get(code, getattr(cause, "strerror", None) or str(cause).splitlines()[0])
+        super().__init__(code,
                          f"cannot write {path}: {why}; nothing was left in its place "
                          f"(free space or choose a writable location, then run again)")
         self.path = path
@@ -50,8 +66,51 @@ class WriteError(OSError):
 
 
 def describe_write_error(path, e):
-    """``WriteError`` for an ``OSError`` raised while writing ``path`` (itself if it is one)."""
+    """``WriteError`` for an ``OSError`` (or a library error that carries the system's reason,
+    see :func:`write_errno`) raised while writing ``path`` (itself if it is one)."""
     return e if isinstance(e, WriteError) else WriteError(os.fspath(path), e)
+
+
+def is_write_failure(e):
+    """True for an error :func:`describe_write_error` should turn into a ``WriteError``: an
+    ``OSError`` other than a missing file, or a library error carrying a write errno."""
+    if isinstance(e, OSError):
+        return not isinstance(e, FileNotFoundError)
+    return isinstance(e, Exception) and write_errno(e) is not None
+
+
+def default_mode(is_dir):
+    """The permissions a new folder (0777) or file (0666) gets under the current umask."""
+    return (0o777 if is_dir else 0o666) & ~_umask()
+
+
+def _umask():
+    # Linux shows the umask in /proc; setting and restoring it (the portable way) would
+    # briefly give files other threads create at that moment no mask at all
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
+
+
+def apply_default_mode(path, tree=False):
+    """``chmod`` ``path`` to :func:`default_mode` (0755 / 0644 under the usual umask 022):
+    ``tempfile.mkdtemp`` / ``mkstemp`` create 0700 / 0600, which would keep a model server or
+    a colleague running as another user from reading an export renamed from one.  ``tree``:
+    everything under the folder ``path`` too (TensorFlow makes its folders 0755 whatever the
+    umask)."""
+    os.chmod(path, default_mode(os.path.isdir(path)))
+    if tree:
+        for root, dirs, files in os.walk(path):
+            for name in dirs + files:
+                apply_default_mode(os.path.join(root, name))
+    return path
 
 
 @contextlib.contextmanager
@@ -61,7 +120,8 @@ def atomic_output(path):
     The temporary name is ``<path>.tmp-<pid>`` in the same folder (so the final rename is
     atomic on POSIX file systems).  If the body raises, the temporary file is deleted and
     ``path`` is left untouched (an existing file there is neither removed nor altered); an
-    ``OSError`` becomes a :class:`WriteError` naming ``path``.
+    ``OSError`` (or a TensorFlow error such as "File too large", see :func:`write_errno`)
+    becomes a :class:`WriteError` naming ``path``.
     """
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -74,8 +134,8 @@ def atomic_output(path):
                 shutil.rmtree(tmp)
             else:
                 os.remove(tmp)
-        if isinstance(e, OSError) and not isinstance(e, (WriteError, FileNotFoundError)):
-            raise WriteError(path, e) from None
+        if is_write_failure(e):
+            raise describe_write_error(path, e) from None
         raise
 
 

@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from xlnet_tf.io import describe_write_error
+from xlnet_tf.io import describe_write_error, is_write_failure
 
 BACKBONE_PREFIX = "model/transformer/"
 # absent from the original's fine-tuning checkpoints: it only feeds the query stream
@@ -141,10 +141,7 @@ def load_original_checkpoint(model, ckpt_prefix, allow_missing_backbone=False):
     the variable named on a missing file, a shape or dtype mismatch, or a partial backbone.
     """
     prefix = resolve_checkpoint_prefix(ckpt_prefix)
-    try:
-        reader = tf.train.load_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError) as e:
-        raise ValueError(f"cannot read checkpoint {prefix!r}: {e}") from None
+    reader = checkpoint_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
     # object-based (TF2) checkpoints name variables '<path>/.ATTRIBUTES/VARIABLE_VALUE'
     if not set(original_names(model)) & set(shapes) and any(
@@ -153,8 +150,62 @@ def load_original_checkpoint(model, ckpt_prefix, allow_missing_backbone=False):
             f"{prefix!r} is an object-based (tf.train.Checkpoint) checkpoint, not an "
             f"original-format one; restore it with "
             f"tf.train.Checkpoint(model=model).restore(path)")
-    return _load_named_arrays(model, reader.get_tensor, set(shapes), f"checkpoint {prefix!r}",
-                              allow_missing_backbone)
+    return _load_named_arrays(model, lambda name: read_tensor(reader, prefix, name), set(shapes),
+                              f"checkpoint {prefix!r}", allow_missing_backbone)
+
+
+# the errors TensorFlow raises for a damaged checkpoint file (a short read of the .data file
+# surfaces as IndexError "Read less bytes than requested")
+CORRUPT_CHECKPOINT_ERRORS = (tf.errors.OpError, IndexError)
+
+
+def data_files(prefix):
+    """The ``.data-*`` shard files of a checkpoint prefix (for error messages)."""
+    return sorted(glob.glob(glob.escape(prefix) + ".data-*")) or [
+        prefix + ".data-00000-of-00001"]
+
+
+def unreadable_index(prefix, e):
+    """ValueError for a checkpoint whose ``.index`` cannot be read (or a data shard it needs
+    is missing)."""
+    first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+    return ValueError(f"checkpoint index {prefix + '.index'!r} is truncated or not a "
+                      f"TensorFlow checkpoint ({first}); copy the checkpoint again (its .index "
+                      f"and .data-* files) or pass another one")
+
+
+def unreadable_data(prefix, e):
+    """ValueError for a checkpoint whose ``.data-*`` shard(s) cannot be read."""
+    first = (str(e).splitlines() or [type(e).__name__])[0][:200]
+    names = ", ".join(repr(p) for p in data_files(prefix))
+    return ValueError(f"checkpoint data file {names} is truncated or not the data of "
+                      f"{prefix + '.index'!r} ({first}); copy the checkpoint again (its .index "
+                      f"and .data-* files) or pass another one")
+
+
+def checkpoint_reader(prefix):
+    """``tf.train.load_checkpoint(prefix)``; a damaged ``.index`` raises ValueError naming it."""
+    try:
+        return tf.train.load_checkpoint(prefix)
+    except (*CORRUPT_CHECKPOINT_ERRORS, ValueError) as e:
+        raise unreadable_index(prefix, e) from None
+
+
+def read_tensor(reader, prefix, name):
+    """One tensor of a checkpoint; a damaged ``.data`` file raises ValueError naming it."""
+    try:
+        return reader.get_tensor(name)
+    except CORRUPT_CHECKPOINT_ERRORS as e:
+        raise unreadable_data(prefix, e) from None
+
+
+def verify_checkpoint(prefix):
+    """Read every tensor of the checkpoint ``prefix`` once: ValueError naming the ``.index`` or
+    ``.data`` file when one is truncated or foreign (used where a damaged file would otherwise
+    surface deep inside TensorFlow, e.g. the variables of a SavedModel)."""
+    reader = checkpoint_reader(prefix)
+    for name in reader.get_variable_to_shape_map():
+        read_tensor(reader, prefix, name)
 
 
 def save_original_checkpoint(model, ckpt_prefix, global_step=0):
@@ -181,7 +232,9 @@ def save_original_checkpoint(model, ckpt_prefix, global_step=0):
                           shape_and_slices=[""] * len(keys), tensors=tensors)
         for src in sorted(glob.glob(tmp_prefix + ".*"), key=lambda p: p.endswith(".index")):
             os.replace(src, base + src[len(tmp_prefix):])
-    except OSError as e:
+    except Exception as e:  # noqa: BLE001 - SaveV2 reports a full disk as an OpError
+        if not is_write_failure(e):
+            raise
         raise describe_write_error(base, e) from None
     finally:
         if tmp_dir is not None:
@@ -199,18 +252,24 @@ def read_safetensors(path):
     with open(path, "rb") as f:
         raw = f.read(8)
         if len(raw) != 8:
-            raise ValueError(f"{path!r} is not a safetensors file (too short)")
+            raise ValueError(f"{path!r} is truncated or not a safetensors file (too short)")
         (header_len,) = struct.unpack("<Q", raw)
         try:
             header = json.loads(f.read(header_len))
         except (ValueError, UnicodeDecodeError):
-            raise ValueError(f"{path!r} is not a safetensors file (bad header)") from None
+            raise ValueError(f"{path!r} is truncated or not a safetensors file (bad "
+                             f"header)") from None
         data = f.read()
+    if not isinstance(header, dict):
+        raise ValueError(f"{path!r} is not a safetensors file (bad header)")
     out = {}
     for name, info in header.items():
         if name == "__metadata__":
             continue
         begin, end = info["data_offsets"]
+        if end > len(data):
+            raise ValueError(f"{path!r} is truncated: tensor {name!r} ends at byte {end} of "
+                             f"the data but the file holds {len(data)}; download it again")
         dtype = info["dtype"]
         if dtype == "BF16":
             import ml_dtypes  # shipped with TensorFlow

@@ -917,6 +917,8 @@ def define_flags(fv):
 
 def main(F):
     cli.setup_logging()
+    from xlnet_tf.finetuning import check_writable_dir
+    check_writable_dir(F.save_dir, "save_dir")
     try:
         create_pretrain_records(
             F.input_glob, F.save_dir, F.spiece_model, seq_len=F.seq_len, reuse_len=F.reuse_len,

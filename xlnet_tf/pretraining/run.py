@@ -11,8 +11,8 @@ import glob
 import logging
 import os
 
+from xlnet_tf import finetuning, training
 from xlnet_tf import io as io_lib
-from xlnet_tf import training
 
 log = logging.getLogger("xlnet_tf")
 
@@ -206,6 +206,7 @@ def _train(tc, dist, record_dir, spiece_model, model_size, model_config, run_opt
                               bsz_per_host=bsz_per_host, num_core_per_host=cores_per_host,
                               max_gram=max_gram)
     spiece_model = spiece_model or manifest.get("spiece_model")
+    finetuning.check_spiece_matches_checkpoint(spiece_model, init_checkpoint)
     config = _model_config(model_size, model_config, int(manifest["vocab_size"]),
                            dict(run_options or {}, mem_len=mem_len, reuse_len=reuse_len,
                                 bi_data=bi_data, same_length=same_length))

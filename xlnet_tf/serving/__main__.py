@@ -188,6 +188,11 @@ def main(F):
         reply = rest_predict(F.dir, read_request(F.request), F.signature_def)
         print(json.dumps(reply), flush=True)
         return 1 if "error" in reply else 0
+    from xlnet_tf.finetuning import check_writable_dir
+    from xlnet_tf.serving.saved_model import check_saved_model_files
+    check_saved_model_files(F.dir, variables=F.command == "run")
+    if F.outdir:
+        check_writable_dir(F.outdir, "outdir")
     if F.command == "run":
         check_run_flags(F)
     run_saved_model_cli(F)

@@ -28,7 +28,8 @@ import tempfile
 
 import tensorflow as tf
 
-from xlnet_tf.io import write_json_atomic
+from xlnet_tf.io import apply_default_mode, describe_write_error, is_write_failure, \
+    write_json_atomic
 
 log = logging.getLogger("xlnet_tf")
 
@@ -65,17 +66,27 @@ def check_export_dir(export_dir, version=None):
 @contextlib.contextmanager
 def _versioned_output(export_dir, version):
     """Yields a temporary folder inside ``export_dir``; renames it to ``export_dir/version``
-    when the body succeeds, deletes it otherwise."""
-    os.makedirs(export_dir, exist_ok=True)
+    when the body succeeds, deletes it otherwise (a failed write, e.g. a full disk, raises
+    ``xlnet_tf.io.WriteError`` naming the version folder).  The version folder gets the usual
+    permissions (0755 under umask 022, not mkdtemp's 0700), so TF Serving running as another
+    user can read it."""
     target = os.path.join(export_dir, str(version))
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir)
+    tmp = None
     try:
+        os.makedirs(export_dir, exist_ok=True)
+        tmp = apply_default_mode(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=export_dir))
         yield tmp
         if os.path.exists(target):
             raise FileExistsError(f"{target!r} appeared while exporting; not overwriting it")
+        apply_default_mode(tmp, tree=True)
         os.rename(tmp, target)
+    except Exception as e:  # noqa: BLE001 - TensorFlow reports a full disk as an OpError
+        if isinstance(e, FileExistsError) or not is_write_failure(e):
+            raise
+        raise describe_write_error(target, e) from None
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _attach_asset(archive, name, path):
@@ -162,5 +173,37 @@ def load_saved_model(saved_model_dir):
     key = os.path.abspath(saved_model_dir)
     if key not in _LOADED:
         check_version_dir(saved_model_dir, "SavedModel folder")
-        _LOADED[key] = tf.saved_model.load(key)
+        if not os.path.exists(os.path.join(key, "saved_model.pb")):
+            check_saved_model_files(saved_model_dir)
+        try:
+            _LOADED[key] = tf.saved_model.load(key)
+        except Exception:  # noqa: BLE001 - name the damaged file when there is one
+            check_saved_model_files(key)
+            raise
     return _LOADED[key]
+
+
+def check_saved_model_files(saved_model_dir, variables=True):
+    """Clear errors for a damaged SavedModel: ValueError naming ``saved_model.pb`` or the
+    ``variables/variables.index`` / ``.data-*`` file that is truncated or foreign
+    (``variables``: read every variable once as well)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from xlnet_tf.modeling import checkpoint as ckpt_lib
+    pb = os.path.join(saved_model_dir, "saved_model.pb")
+    if not os.path.isfile(pb):
+        raise FileNotFoundError(f"{saved_model_dir!r} holds no saved_model.pb; pass a version "
+                                f"folder such as export_dir/1")
+    try:
+        with open(pb, "rb") as f:
+            saved_model_pb2.SavedModel().ParseFromString(f.read())
+    except Exception as e:  # noqa: BLE001 - protobuf's DecodeError and friends
+        raise ValueError(f"{pb!r} is truncated or not a SavedModel ({type(e).__name__}); "
+                         f"export the model again") from None
+    prefix = os.path.join(saved_model_dir, "variables", "variables")
+    if variables and os.path.exists(prefix + ".index"):
+        try:
+            ckpt_lib.verify_checkpoint(prefix)
+        except ValueError as e:
+            raise ValueError(f"SavedModel {saved_model_dir!r}: {e}; export the model "
+                             f"again") from None

@@ -394,6 +394,9 @@ def main(F):
     if not (F.data_file and F.pred_file):
         cli.fail("expected two arguments: data.json pred.json")
     cli.setup_logging()
+    if F["out-file"].value:
+        from xlnet_tf.finetuning import check_writable_file
+        check_writable_file(F["out-file"].value, "out-file")
     out_eval = evaluate_files(F.data_file, F.pred_file, F["na-prob-file"].value,
                               F["na-prob-thresh"].value, xlnet_v2=F["xlnet-v2"].value)
     out_file = F["out-file"].value

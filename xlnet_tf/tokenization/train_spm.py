@@ -30,12 +30,14 @@ checked, so a failed run leaves nothing that looks complete.
 import glob
 import logging
 import os
+import shutil
 import tempfile
 
 import sentencepiece as spm
 
-from xlnet_tf.io import check_text_file
+from xlnet_tf import io as io_lib
 from xlnet_tf.cli import note_stage
+from xlnet_tf.io import check_text_file
 from xlnet_tf.tokenization import tokenizer as tokenization
 from xlnet_tf.tokenization.text import preprocess_text
 
@@ -282,12 +284,11 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
             else:
                 _train_in_child(input=files, model_prefix=tmp_prefix, **kwargs)
         except RuntimeError as e:
+            if io_lib.is_write_failure(e):
+                raise io_lib.describe_write_error(final_model, e) from None
             raise _explain_trainer_error(e, vocab_size, character_coverage, files) from None
 
-        # The proto records the temporary prefix; record the real one instead.
-        _rewrite_model_prefix(tmp_prefix + ".model", given_prefix)
-        # Check the result before it becomes visible.
-        sp = spm.SentencePieceProcessor(model_file=tmp_prefix + ".model")
+        sp = _read_back(tmp_prefix, given_prefix, final_model, final_vocab)
         tokenization.check_special_symbols(sp, "the freshly trained model")
         for offset, sym in enumerate(USER_DEFINED_SYMBOLS[1:]):
             idx = tokenization.EOP_ID + 1 + offset
@@ -300,11 +301,37 @@ def train_sentencepiece(input_files, model_prefix, vocab_size=32000, character_c
                  final_vocab)
         return final_model
     finally:
-        for name in ("spiece.model", "spiece.vocab"):
-            p = os.path.join(tmp_dir, name)
-            if os.path.exists(p):
-                os.remove(p)
-        os.rmdir(tmp_dir)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _read_back(tmp_prefix, given_prefix, final_model, final_vocab):
+    """The freshly trained model, read back from its temporary files before they become
+    visible.  SentencePiece does not report a failed write (a full disk, a file size limit):
+    it leaves a short file.  A model or vocabulary that does not read back whole is a
+    ``WriteError`` naming the final file, and nothing is renamed into place - a disk-full run
+    never leaves a "corrupt model" for a later run to trip over."""
+    from google.protobuf.message import DecodeError
+
+    def short(path):
+        return io_lib.WriteError(path, OSError(None, "the file SentencePiece wrote is short "
+                                               "(is the disk full or a file size limit set?)"))
+
+    try:
+        # the proto records the temporary prefix; record the real one instead
+        _rewrite_model_prefix(tmp_prefix + ".model", given_prefix)
+        sp = spm.SentencePieceProcessor(model_file=tmp_prefix + ".model")
+    except OSError as e:
+        raise io_lib.describe_write_error(final_model, e) from None
+    except (DecodeError, RuntimeError):
+        raise short(final_model) from None
+    try:
+        with open(tmp_prefix + ".vocab", encoding="utf-8") as f:
+            lines = sum(1 for line in f if line.endswith("\n"))
+    except (OSError, UnicodeDecodeError):
+        lines = -1
+    if lines != sp.GetPieceSize():
+        raise short(final_vocab)
+    return sp
 
 
 def define_flags(fv):
@@ -340,7 +367,9 @@ def define_flags(fv):
 
 def main(F):
     from xlnet_tf import cli
+    from xlnet_tf.finetuning import check_writable_file
     cli.setup_logging()
+    check_writable_file(F.model_prefix + ".model", "model_prefix")
     try:
         train_sentencepiece(
             F.input, F.model_prefix, vocab_size=F.vocab_size,

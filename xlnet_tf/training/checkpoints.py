@@ -2,11 +2,14 @@
 checkpoint, --init_checkpoint in any of the three formats (ours, the original's TF1 names,
 Hugging Face), the weights for evaluation / prediction without training, and a float32 copy
 of a model for serving."""
+import glob
 import logging
 import os
+import shutil
 
 import tensorflow as tf
 
+from xlnet_tf import io as io_lib
 from xlnet_tf.modeling import checkpoint as ckpt_lib
 
 log = logging.getLogger("xlnet_tf")
@@ -30,6 +33,24 @@ def restore_latest(manager, checkpoint):
     return None
 
 
+def save_checkpoint(manager, step):
+    """``manager.save(checkpoint_number=step)``; a failed write (a full disk, a size limit, a
+    read-only folder) removes what it left of ``ckpt-<step>`` (TensorFlow leaves a
+    ``ckpt-<step>_temp`` folder) and raises ``xlnet_tf.io.WriteError`` naming the checkpoint;
+    the ``checkpoint`` state file still names the previous one, so a rerun resumes there."""
+    try:
+        return manager.save(checkpoint_number=step)
+    except Exception as e:  # noqa: BLE001 - TensorFlow reports a full disk as an OpError
+        if not io_lib.is_write_failure(e):
+            raise
+        target = os.path.join(manager.directory, f"ckpt-{step}")
+        shutil.rmtree(target + "_temp", ignore_errors=True)
+        if manager.latest_checkpoint != target:
+            for leftover in glob.glob(glob.escape(target) + ".*"):
+                os.remove(leftover)
+        raise io_lib.describe_write_error(target, e) from None
+
+
 def init_from_checkpoint(model, path):
     """--init_checkpoint: ours (object-based), the original's (TF1 names) or Hugging Face."""
     if path is None or path == "":
@@ -39,7 +60,7 @@ def init_from_checkpoint(model, path):
             str(path).endswith((".safetensors", ".bin")):
         return ckpt_lib.load_hf_checkpoint(model, path)
     prefix = ckpt_lib.resolve_checkpoint_prefix(path)
-    names = dict(tf.train.list_variables(prefix))
+    names = ckpt_lib.checkpoint_reader(prefix).get_variable_to_shape_map()
     if any(".ATTRIBUTES/" in n for n in names) and not set(model.original_name_map()) & set(names):
         return _restore_object_based(model, path, prefix)
     return ckpt_lib.load_original_checkpoint(model, prefix)
@@ -52,7 +73,7 @@ def _restore_object_based(model, path, prefix):
     otherwise the backbone alone (``model.transformer``: a pretraining checkpoint has no
     task head, which keeps its initial values, as with the original-named export).  A
     backbone that does not fit (another size) is an error."""
-    status = tf.train.Checkpoint(model=model).restore(prefix).expect_partial()
+    status = _restore(tf.train.Checkpoint(model=model), prefix)
     try:
         status.assert_existing_objects_matched()
         return f"restored object-based checkpoint {prefix}"
@@ -61,8 +82,8 @@ def _restore_object_based(model, path, prefix):
     backbone = getattr(model, "transformer", None)
     if backbone is None:
         raise ValueError(f"--init_checkpoint {path!r} does not fit this model: {whole_error}")
-    status = tf.train.Checkpoint(model=tf.train.Checkpoint(transformer=backbone)).restore(
-        prefix).expect_partial()
+    status = _restore(tf.train.Checkpoint(model=tf.train.Checkpoint(transformer=backbone)),
+                      prefix)
     try:
         status.assert_existing_objects_matched()
     except AssertionError as e:
@@ -77,6 +98,15 @@ def _restore_object_based(model, path, prefix):
              "the %d head variables keep their initial values", prefix, len(result.loaded),
              len(result.missing))
     return result
+
+
+def _restore(checkpoint, prefix):
+    """``checkpoint.restore(prefix).expect_partial()``; a truncated or foreign ``.data`` file
+    raises ValueError naming it."""
+    try:
+        return checkpoint.restore(prefix).expect_partial()
+    except ckpt_lib.CORRUPT_CHECKPOINT_ERRORS as e:
+        raise ckpt_lib.unreadable_data(prefix, e) from None
 
 
 def checkpoint_step(prefix):
@@ -103,7 +133,7 @@ def restore_for_inference(model, output_dir, init_checkpoint, prefer_best=False,
         return best, checkpoint_step(best)
     latest = tf.train.latest_checkpoint(output_dir) if os.path.isdir(output_dir) else None
     if latest:
-        status = tf.train.Checkpoint(model=model).restore(latest).expect_partial()
+        status = _restore(tf.train.Checkpoint(model=model), latest)
         try:
             status.assert_existing_objects_matched()
         except AssertionError as e:

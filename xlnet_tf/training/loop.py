@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from xlnet_tf.training import optimization
-from xlnet_tf.training.checkpoints import init_from_checkpoint, restore_latest
+from xlnet_tf.training.checkpoints import init_from_checkpoint, restore_latest, save_checkpoint
 from xlnet_tf.training.distribute import is_chief, release_host_memory
 from xlnet_tf.training.run_dir import check_model_dir, write_identity
 
@@ -350,7 +350,7 @@ def train(task, config, strategy, init_checkpoint=None, callback=None, *,
                     on_first_checkpoint()
                 write_identity(model_dir, task.identity)
                 recorded = True
-            manager.save(checkpoint_number=step)
+            save_checkpoint(manager, step)
             saved = step
         cli.note_stage(_training_stage(step, saved))
         if callback is not None:
