@@ -118,5 +118,10 @@ def main(F):
           + finetune_command(F.model_dir, result["config"], F.uncased))
 
 
-if __name__ == "__main__":
+def entry():
+    """The console command (pyproject.toml's [project.scripts])."""
     cli.main_entry(define_flags, main, doc=__doc__, interrupt_hint=cli.RESUME_HINT)
+
+
+if __name__ == "__main__":
+    entry()

@@ -628,6 +628,11 @@ def main(F):
     return exp.run()
 
 
-if __name__ == "__main__":
+def entry():
+    """The console command (pyproject.toml's [project.scripts])."""
     cli.main_entry(define_flags, main, doc=__doc__,
                    interrupt_hint="run the same command again to continue where it stopped")
+
+
+if __name__ == "__main__":
+    entry()

@@ -931,7 +931,12 @@ def main(F):
         cli.fail(str(e))
 
 
-if __name__ == "__main__":
+def entry():
+    """The console command (pyproject.toml's [project.scripts])."""
     cli.main_entry(define_flags, main, doc=__doc__,
                    interrupt_hint="rerun the same command (with --overwrite if it reports "
                                   "existing output of this task)")
+
+
+if __name__ == "__main__":
+    entry()

@@ -224,10 +224,19 @@ def _train(tc, dist, record_dir, spiece_model, model_size, model_config, run_opt
     return dict(result, config=config)
 
 
-# the committed fine-tuning flags for a model as small as the demo's (the repository's
-# configs/ folder; absent when the package is installed without it)
-DEMO_FINETUNE_FLAGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "configs", "finetune_demo_sst2.flags")
+# the committed fine-tuning flags for a model as small as the demo's: the repository's
+# configs/ folder, or where `pip install` puts it (PREFIX/share/xlnet_tf/configs)
+def _config_file(name):
+    import sys
+    for folder in (os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "configs"),
+            os.path.join(sys.prefix, "share", "xlnet_tf", "configs")):
+        if os.path.isfile(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return None
+
+
+DEMO_FINETUNE_FLAGS = _config_file("finetune_demo_sst2.flags")
 
 
 def finetune_command(model_dir, config, uncased, data_dir="PATH/TO/glue/SST-2",
@@ -239,7 +248,7 @@ def finetune_command(model_dir, config, uncased, data_dir="PATH/TO/glue/SST-2",
     class); an uncased vocabulary gets --uncased."""
     out = os.path.abspath(model_dir)
     parts = ["python run_classifier.py"]
-    if config.d_model <= 256 and os.path.isfile(DEMO_FINETUNE_FLAGS):
+    if config.d_model <= 256 and DEMO_FINETUNE_FLAGS:
         parts.append(f"--flagfile={DEMO_FINETUNE_FLAGS}")
     else:
         parts += ["--task=sst-2", "--do_train", "--do_eval"]

@@ -199,6 +199,11 @@ def main(F):
     return 0
 
 
-if __name__ == "__main__":
+def entry():
+    """The console command (pyproject.toml's [project.scripts])."""
     sys.exit(cli.run(define_flags, main, command_argv(sys.argv[1:]),
                      prog="python -m xlnet_tf.serving", doc=__doc__))
+
+
+if __name__ == "__main__":
+    entry()

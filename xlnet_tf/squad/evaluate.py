@@ -409,5 +409,10 @@ def main(F):
 
 define_flags.positional = ("data_file", "pred_file")
 
-if __name__ == "__main__":
+def entry():
+    """The console command (pyproject.toml's [project.scripts])."""
     cli.main_entry(define_flags, main, doc=__doc__)
+
+
+if __name__ == "__main__":
+    entry()

@@ -382,6 +382,11 @@ def main(F):
         cli.fail(str(e))
 
 
-if __name__ == "__main__":
+def entry():
+    """The console command (pyproject.toml's [project.scripts])."""
     from xlnet_tf import cli
     cli.main_entry(define_flags, main, doc=__doc__)
+
+
+if __name__ == "__main__":
+    entry()
