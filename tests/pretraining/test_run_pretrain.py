@@ -58,6 +58,12 @@ def test_default_run_loss_falls_and_exports(tmp_path):
     first, last = float(m.group(1)), float(m.group(2))
     assert last < first - 1.0, (first, last)
     assert "steps/s" in proc.stdout and "ETA" in proc.stdout
+    # every progress line once on the terminal (stdout + stderr), the first without an ETA
+    # inflated by compiling, the later ones with one
+    progress = [line for line in (proc.stdout + proc.stderr).splitlines() if "steps/s" in line]
+    assert [line.split(" | ")[0].split()[-1] for line in progress] == \
+        [f"{s}/150" for s in (50, 100, 150)], progress
+    assert "ETA after the next loop" in progress[0] and "ETA 00:" in progress[1]
     assert "run_classifier.py" in proc.stdout  # the fine-tuning command is printed
     assert "--data_dir=PATH/TO/glue/SST-2" in proc.stdout and "shared" not in proc.stdout
     # the published-checkpoint trio, loadable like the original files

@@ -241,24 +241,32 @@ def _make_loop(strategy, task, step_fn, per_replica):
 
 # ---------------------------------------------------------------------------- logging
 class _Progress:
-    """The progress line after every loop (console and log) and the TensorBoard scalars."""
+    """The progress line after every loop (once, on stdout; the log gets it at debug level)
+    and the TensorBoard scalars."""
 
     def __init__(self, summary_dir, start_step, total_steps, tokens_per_step):
         self.start, self.total, self.tokens = start_step, total_steps, tokens_per_step
         self.writer = tf.summary.create_file_writer(summary_dir)
-        self.t0 = time.time()
+        self.first = None          # (time, step) of the first report
 
     def report(self, step, metrics, dt, n):
         sps = n / max(dt, 1e-9)
-        done = step - self.start
-        elapsed = time.time() - self.t0
-        eta = (self.total - step) * elapsed / max(done, 1)
+        now = time.time()
+        if self.first is None:
+            # the first loop includes tracing and compiling the step: its own rate is all
+            # there is to go on; later ETAs use the time since the first report only
+            self.first = (now, step)
+            eta = None if step < self.total else 0.0
+        else:
+            t1, s1 = self.first
+            eta = (self.total - step) * (now - t1) / max(step - s1, 1)
         parts = [f"step {step}/{self.total}"]
         parts += [f"{k} {v:.4g}" for k, v in metrics.items()]
         parts += [f"{sps:.2f} steps/s", f"{sps * self.tokens:,.0f} tokens/s",
-                  f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}"]
+                  "ETA after the next loop (this one includes compiling)" if eta is None
+                  else f"ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}"]
         line = " | ".join(parts)
-        log.info(line)
+        log.debug(line)
         print(line, flush=True)   # the user-facing progress of every training script
         with self.writer.as_default(step=step):
             for k, v in metrics.items():
