@@ -11,7 +11,7 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("xlnet-pretrain", "xlnet-classify", "xlnet-squad", "xlnet-records",
-            "xlnet-train-spm", "xlnet-squad-eval", "xlnet-serving", "xlnet-transfer")
+            "xlnet-train-spm", "xlnet-squad-eval", "xlnet-serving", "xlnet-transfer", "xlnet-extract-features")
 
 
 def _tracked_files():
