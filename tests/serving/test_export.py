@@ -354,3 +354,37 @@ def test_empty_batch_is_answered(trained):
     out = sigs["predict_ids"](input_ids=empty, seg_ids=empty,
                               input_mask=tf.zeros([0, T], tf.float32))
     assert out["logits"].shape == [0, 2]
+
+
+def test_encode_signature_gives_the_fine_tuned_backbone_states(trained):
+    """``encode`` (raw text in): token states are the fine-tuned backbone's hidden states on
+    the packed text, the mask marks the text's pieces only, pooled is their mean; a text
+    gives the same pooled vector alone and in a batch (1e-5)."""
+    from xlnet_tf.serving import load_saved_model
+    from xlnet_tf.training import restore_for_inference
+
+    sig = load_saved_model(trained["version_dir"]).signatures["encode"]
+    texts = [s.lower() for s in SENTENCES[:4]]
+    out = sig(text_a=tf.constant(texts))
+    states, mask, pooled = (out[k].numpy() for k in ("token_states", "token_mask", "pooled"))
+    cfg = json.load(open(trained["out"] / "classifier_config.json"))
+    model = XLNetClassifier(XLNetConfig.from_dict(cfg["xlnet_config"]), n_class=2,
+                            task_name="sst-2")
+    restore_for_inference(model, str(trained["out"]), None)
+    tok = Tokenizer(str(FIXTURE_SPM), lower=True)
+    for i, text in enumerate(texts):
+        ids = tok.encode_ids(text)
+        input_ids, input_mask, seg_ids = pack_ids(ids, None, T)
+        hidden = model.transformer({"input_ids": np.array([input_ids], np.int32),
+                                    "seg_ids": np.array([seg_ids], np.int32),
+                                    "input_mask": np.array([input_mask], np.float32)},
+                                   training=False)["hidden"].numpy()[0]          # [T, d]
+        n = min(len(ids), T - 2)
+        want_mask = np.zeros(T, np.float32)
+        want_mask[T - 2 - n:T - 2] = 1.0
+        np.testing.assert_array_equal(mask[i], want_mask)
+        np.testing.assert_allclose(states[i], hidden, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(pooled[i], hidden[T - 2 - n:T - 2].mean(0), rtol=1e-5,
+                                   atol=1e-5)
+        alone = sig(text_a=tf.constant([text]))["pooled"].numpy()[0]
+        np.testing.assert_allclose(alone, pooled[i], rtol=1e-5, atol=1e-5)

@@ -13,6 +13,11 @@ Signatures (method name ``tensorflow/serving/predict``):
   ``[B]`` and ``logits`` float32 ``[B, 1]``.
 * ``predict_ids``: already-packed features ``input_ids`` int32 ``[B, T]``, ``seg_ids`` int32
   ``[B, T]``, ``input_mask`` float32 ``[B, T]`` (1 = padding); same outputs.
+* ``encode``: the same text inputs as ``serving_default``; outputs the fine-tuned
+  backbone's last hidden states ``token_states`` float32 ``[B, T, d]``, ``token_mask``
+  float32 ``[B, T]`` (1 = a piece of the text(s); padding, ``<sep>`` and ``<cls>`` are 0)
+  and ``pooled`` float32 ``[B, d]`` (the mean over the text pieces, as
+  ``python -m xlnet_tf.extract_features --pooling=mean``).
 
 The version folder is written by ``xlnet_tf.serving.write_archive`` (numbered, atomic, never
 overwritten) with the SentencePiece model as an asset and ``assets.extra/export_info.json``.
@@ -33,6 +38,19 @@ def _classifier_outputs(logits, label_names, is_regression):
     probs = tf.nn.softmax(logits, axis=-1)                                   # [B, C]
     label = tf.gather(label_names, tf.argmax(logits, axis=-1, output_type=tf.int32))  # [B]
     return {"probabilities": probs, "logits": logits, "label": label}
+
+
+def encode_outputs(hidden, input_ids, input_mask):
+    """``token_states`` [B, T, d], ``token_mask`` [B, T] (text pieces only) and their mean
+    ``pooled`` [B, d]."""
+    from xlnet_tf.tokenization.tokenizer import CLS_ID, SEP_ID
+    hidden = tf.cast(hidden, tf.float32)                                     # [B, T, d]
+    ids = tf.cast(input_ids, tf.int32)
+    mask = tf.cast((tf.cast(input_mask, tf.float32) < 0.5) & tf.not_equal(ids, SEP_ID)
+                   & tf.not_equal(ids, CLS_ID), tf.float32)                   # [B, T]
+    total = tf.reduce_sum(hidden * mask[:, :, None], axis=1)                 # [B, d]
+    pooled = total / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
+    return {"token_states": hidden, "token_mask": mask, "pooled": pooled}
 
 
 def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=None,
@@ -65,21 +83,36 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
     def ids_of(texts):
         return tokenizer(clean_text_tf(texts, task_name))                     # [B, (n)]
 
+    def encode(input_ids, seg_ids, input_mask):
+        hidden = model.transformer({"input_ids": input_ids, "seg_ids": seg_ids,
+                                    "input_mask": input_mask}, training=False)["hidden"]
+        return encode_outputs(hidden, input_ids, input_mask)
+
     if pair:
-        def serve_text(text_a, text_b):
+        def packed(text_a, text_b):
             n_a, n_b = tf.shape(text_a)[0], tf.shape(text_b)[0]
             check = tf.debugging.assert_equal(
                 n_a, n_b, message="text_a and text_b must hold the same number of texts")
             with tf.control_dependencies([check]):
-                input_ids, input_mask, seg_ids = pack_ids_tf(
-                    ids_of(text_a), ids_of(text_b), T)                        # [B, T] x 3
+                return pack_ids_tf(ids_of(text_a), ids_of(text_b), T)         # [B, T] x 3
+
+        def serve_text(text_a, text_b):
+            input_ids, input_mask, seg_ids = packed(text_a, text_b)
             return run(input_ids, seg_ids, input_mask)
+
+        def encode_text(text_a, text_b):
+            input_ids, input_mask, seg_ids = packed(text_a, text_b)
+            return encode(input_ids, seg_ids, input_mask)
         text_spec = [tf.TensorSpec([None], tf.string, name="text_a"),
                      tf.TensorSpec([None], tf.string, name="text_b")]
     else:
         def serve_text(text_a):
             input_ids, input_mask, seg_ids = pack_ids_tf(ids_of(text_a), None, T)  # [B, T] x 3
             return run(input_ids, seg_ids, input_mask)
+
+        def encode_text(text_a):
+            input_ids, input_mask, seg_ids = pack_ids_tf(ids_of(text_a), None, T)  # [B, T] x 3
+            return encode(input_ids, seg_ids, input_mask)
         text_spec = [tf.TensorSpec([None], tf.string, name="text_a")]
 
     def predict_ids(input_ids, seg_ids, input_mask):
@@ -90,6 +123,7 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
     archive.track(model)
     archive.track(tokenizer)
     archive.add_endpoint("serving_default", serve_text, input_signature=text_spec)
+    archive.add_endpoint("encode", encode_text, input_signature=text_spec)
     archive.add_endpoint("predict_ids", predict_ids, input_signature=[
         tf.TensorSpec([None, T], tf.int32, name="input_ids"),
         tf.TensorSpec([None, T], tf.int32, name="seg_ids"),
