@@ -194,6 +194,95 @@ def test_batch_not_divisible_by_the_micro_batches_is_refused(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+# ---------------------------------------------------------------------------- the scripts
+FIXTURE_SPM = str(REPO_ROOT / "tests" / "fixtures" / "spiece_test.model")
+CLASSIFIER = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32",
+              "--max_seq_length=16", "--train_batch_size=4", "--learning_rate=1e-3",
+              "--iterations=2", f"--spiece_model={FIXTURE_SPM}", "--train_steps=2",
+              "--warmup_steps=0", "--task=generic", "--text_a_column=text",
+              "--label_column=label", "--label_list=0,1", "--do_train"]
+PRETRAIN = ["--n_layer=2", "--d_model=32", "--n_head=2", "--d_head=16", "--d_inner=64",
+            "--seq_len=32", "--reuse_len=16", "--perm_size=16", "--num_predict=5",
+            "--mem_len=16", "--train_batch_size=8", "--vocab_size=500"]
+
+
+def classifier_data(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "".join(f"{'good fine nice' if i % 2 else 'bad awful poor'} {i},{i % 2}\n"
+                   for i in range(16))
+    (data / "train.csv").write_text("text,label\n" + rows)
+    return [f"--data_dir={data}", f"--cache_dir={tmp_path / 'cache'}"]
+
+
+@pytest.mark.parametrize("script,flags,needles", [
+    ("run_classifier", ["--grad_accum_steps=3"],
+     ["--train_batch_size=4 is not divisible by --grad_accum_steps=3"]),
+    ("run_classifier", ["--grad_accum_steps=0"], ["--grad_accum_steps must be >= 1"]),
+    ("run_pretrain", ["--grad_accum_steps=3"],
+     ["--train_batch_size=8 is not divisible by --grad_accum_steps=3"]),
+    ("run_pretrain", ["--grad_accum_steps=-1"], ["--grad_accum_steps must be >= 1"]),
+    # bi_data: a micro-batch of 1 row cannot hold a forward and a backward row
+    ("run_pretrain", ["--grad_accum_steps=8"],
+     ["--bi_data with --train_batch_size=8 --grad_accum_steps=8", "make train_batch_size / "
+      "grad_accum_steps even"]),
+])
+def test_scripts_refuse_micro_batches_that_do_not_divide(tmp_path, script, flags, needles):
+    from refusal_utils import assert_refused, run_script, snapshot
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's file\n")
+    before = snapshot(out)
+    if script == "run_classifier":
+        args = [*CLASSIFIER, *classifier_data(tmp_path), f"--output_dir={out}"]
+    else:
+        args = [*PRETRAIN, f"--model_dir={out}", f"--data_dir={tmp_path / 'cache'}"]
+    code, _, err = run_script(script, [*args, *flags])
+    assert_refused(code, err, *needles)
+    assert snapshot(out) == before and not (tmp_path / "cache").exists()
+
+
+def test_run_classifier_trains_with_the_flag(tmp_path, monkeypatch):
+    from refusal_utils import run_script
+    from xlnet_tf.training import loop
+    seen, real = [], loop.train
+
+    def spy(task, config, *args, **kwargs):
+        seen.append(config)
+        return real(task, config, *args, **kwargs)
+    monkeypatch.setattr(loop, "train", spy)
+    code, _, err = run_script("run_classifier", [*CLASSIFIER, *classifier_data(tmp_path),
+                                                 f"--output_dir={tmp_path / 'out'}",
+                                                 "--grad_accum_steps=2"])
+    assert code == 0, err
+    assert [(c.global_batch_size, c.grad_accum_steps, c.micro_batch_size) for c in seen] == \
+        [(4, 2, 2)]
+    assert (tmp_path / "out" / "ckpt-2.index").exists()
+
+
+def test_memory_estimate_counts_the_micro_batch(monkeypatch):
+    from xlnet_tf import finetuning
+    from xlnet_tf.training import memory
+    config = XLNetConfig(n_layer=24, d_model=1024, n_head=16, d_head=64, d_inner=4096,
+                         n_token=32000)
+    shape = dict(n_params=config.num_parameters(with_lm_head=False), n_layer=24,
+                 d_model=1024, n_head=16, seq_len=512)
+    # a machine that holds 4 rows of XLNet-Large x 512 but not 32
+    have = memory.estimate_training_bytes(batch_size=4, **shape) / memory.SLACK
+    monkeypatch.setattr(memory, "machine_memory_bytes", lambda: int(have) + 1)
+
+    def check(accum):
+        finetuning.check_memory(config, training.TrainConfig(
+            model_dir="unused", train_steps=1, learning_rate=1.0, global_batch_size=32,
+            grad_accum_steps=accum), 512)
+    with pytest.raises(ValueError, match=r"--train_batch_size=32 --max_seq_length=512 would "
+                                         r"need.*--grad_accum_steps to split the batch"):
+        check(1)
+    with pytest.raises(ValueError, match=r"--train_batch_size=32 --grad_accum_steps=4 "):
+        check(4)
+    check(8)                                       # 8 micro-batches of 4 rows fit
+
+
 # ---------------------------------------------------------------------------- mirrored
 def _mirrored_worker(out_dir):
     training.configure_cpu_devices(2)

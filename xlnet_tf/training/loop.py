@@ -42,22 +42,10 @@ import tensorflow as tf
 from xlnet_tf.training import optimization
 from xlnet_tf.training.checkpoints import init_from_checkpoint, restore_latest, save_checkpoint
 from xlnet_tf.training.distribute import is_chief, release_host_memory
+from xlnet_tf.training.memory import micro_batch_size, per_replica_batch_size
 from xlnet_tf.training.run_dir import check_model_dir, write_identity
 
 log = logging.getLogger("xlnet_tf")
-
-
-def check_grad_accum(train_batch_size, grad_accum_steps):
-    """``--grad_accum_steps`` must be >= 1 and divide ``--train_batch_size`` (the batch of one
-    optimizer step); raises ValueError naming both flags."""
-    if grad_accum_steps < 1:
-        raise ValueError(f"--grad_accum_steps must be >= 1 (1 = no accumulation), got "
-                         f"{grad_accum_steps}")
-    if train_batch_size % grad_accum_steps:
-        raise ValueError(f"--train_batch_size={train_batch_size} is not divisible by "
-                         f"--grad_accum_steps={grad_accum_steps}: the batch of one optimizer "
-                         f"step is cut into {grad_accum_steps} equal micro-batches; choose a "
-                         f"divisor")
 
 
 @dataclasses.dataclass
@@ -84,14 +72,14 @@ class TrainConfig:
     @property
     def micro_batch_size(self):
         """The global batch of one micro-batch: ``global_batch_size / grad_accum_steps``."""
-        return self.global_batch_size // self.grad_accum_steps
+        return micro_batch_size(self.global_batch_size, self.grad_accum_steps)
 
     def validate(self):
         if self.train_steps <= 0:
             raise ValueError(f"--train_steps must be > 0, got {self.train_steps}")
         if self.iterations <= 0:
             raise ValueError(f"--iterations must be > 0, got {self.iterations}")
-        check_grad_accum(self.global_batch_size, self.grad_accum_steps)
+        micro_batch_size(self.global_batch_size, self.grad_accum_steps)
         if self.save_steps is not None and self.save_steps <= 0:
             raise ValueError(f"--save_steps must be > 0, got {self.save_steps}")
         if self.warmup_steps < 0 or self.warmup_steps >= self.train_steps and self.warmup_steps:
@@ -371,13 +359,8 @@ class _Progress:
 
 # ---------------------------------------------------------------------------- train
 def _per_replica_batch(config, strategy):
-    replicas = strategy.num_replicas_in_sync
-    n = config.grad_accum_steps
-    if config.global_batch_size % (replicas * n):
-        accum = f" x --grad_accum_steps={n} micro-batches" if n > 1 else ""
-        raise ValueError(f"--train_batch_size={config.global_batch_size} is not divisible by "
-                         f"the {replicas} replicas{accum}")
-    return config.global_batch_size // replicas
+    return per_replica_batch_size(config.global_batch_size, strategy.num_replicas_in_sync,
+                                  config.grad_accum_steps)
 
 
 def _training_stage(step, saved):
