@@ -23,6 +23,7 @@ from xlnet_tf import training  # noqa: E402
 from xlnet_tf.classification.task import ClassifierTask  # noqa: E402
 from xlnet_tf.modeling.config import XLNetConfig  # noqa: E402
 from xlnet_tf.pretraining.task import PretrainTask  # noqa: E402
+from pretrain_test_utils import synthetic_rows  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 SIZE = dict(n_layer=2, d_model=16, n_head=2, d_head=8, d_inner=32, n_token=50, dropout=0.0,
@@ -69,20 +70,8 @@ class SyntheticPretrainTask(PretrainTask):
         super().__init__(config, None, seq_len=T, reuse_len=4, perm_size=4, num_predict=P,
                          bi_data=bi_data)
         rng = np.random.default_rng(1)
-        n = 96
-        tm = np.zeros((n, P, T), np.float32)
-        perm = (rng.random((n, T, T)) < 0.3).astype(np.float32)
-        for r in range(n):
-            for p, j in enumerate(rng.choice(T, P, replace=False)):
-                tm[r, p, j] = 1
-                perm[r, j, j] = 1
-        mask = np.ones((n, P), np.float32)
-        mask[rng.random(n) < 0.4, 1:] = 0           # 40 % of the rows predict one token
-        self.rows = {"input_k": rng.integers(0, 50, (n, T)).astype(np.int32),
-                     "seg_ids": rng.integers(0, 2, (n, T)).astype(np.int32),
-                     "perm_mask": perm, "target_mapping": tm,
-                     "target": rng.integers(0, 50, (n, P)).astype(np.int32),
-                     "target_mask": mask, "input_q": tm.sum(1)}
+        self.rows = synthetic_rows(rng, 96, T, P, SIZE["n_token"])
+        self.rows["target_mask"][rng.random(96) < 0.4, 1:] = 0   # 40 % predict one token
 
     dataset = SyntheticClassifierTask.dataset
 
@@ -199,20 +188,10 @@ FIXTURE_SPM = str(REPO_ROOT / "tests" / "fixtures" / "spiece_test.model")
 CLASSIFIER = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32",
               "--max_seq_length=16", "--train_batch_size=4", "--learning_rate=1e-3",
               "--iterations=2", f"--spiece_model={FIXTURE_SPM}", "--train_steps=2",
-              "--warmup_steps=0", "--task=generic", "--text_a_column=text",
-              "--label_column=label", "--label_list=0,1", "--do_train"]
+              "--warmup_steps=0", "--do_train"]
 PRETRAIN = ["--n_layer=2", "--d_model=32", "--n_head=2", "--d_head=16", "--d_inner=64",
             "--seq_len=32", "--reuse_len=16", "--perm_size=16", "--num_predict=5",
             "--mem_len=16", "--train_batch_size=8", "--vocab_size=500"]
-
-
-def classifier_data(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    rows = "".join(f"{'good fine nice' if i % 2 else 'bad awful poor'} {i},{i % 2}\n"
-                   for i in range(16))
-    (data / "train.csv").write_text("text,label\n" + rows)
-    return [f"--data_dir={data}", f"--cache_dir={tmp_path / 'cache'}"]
 
 
 @pytest.mark.parametrize("script,flags,needles", [
@@ -228,13 +207,13 @@ def classifier_data(tmp_path):
       "grad_accum_steps even"]),
 ])
 def test_scripts_refuse_micro_batches_that_do_not_divide(tmp_path, script, flags, needles):
-    from refusal_utils import assert_refused, run_script, snapshot
+    from refusal_utils import assert_refused, generic_task, run_script, snapshot
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("the user's file\n")
     before = snapshot(out)
     if script == "run_classifier":
-        args = [*CLASSIFIER, *classifier_data(tmp_path), f"--output_dir={out}"]
+        args = [*CLASSIFIER, *generic_task(tmp_path), f"--output_dir={out}"]
     else:
         args = [*PRETRAIN, f"--model_dir={out}", f"--data_dir={tmp_path / 'cache'}"]
     code, _, err = run_script(script, [*args, *flags])
@@ -243,7 +222,7 @@ def test_scripts_refuse_micro_batches_that_do_not_divide(tmp_path, script, flags
 
 
 def test_run_classifier_trains_with_the_flag(tmp_path, monkeypatch):
-    from refusal_utils import run_script
+    from refusal_utils import generic_task, run_script
     from xlnet_tf.training import loop
     seen, real = [], loop.train
 
@@ -251,7 +230,7 @@ def test_run_classifier_trains_with_the_flag(tmp_path, monkeypatch):
         seen.append(config)
         return real(task, config, *args, **kwargs)
     monkeypatch.setattr(loop, "train", spy)
-    code, _, err = run_script("run_classifier", [*CLASSIFIER, *classifier_data(tmp_path),
+    code, _, err = run_script("run_classifier", [*CLASSIFIER, *generic_task(tmp_path),
                                                  f"--output_dir={tmp_path / 'out'}",
                                                  "--grad_accum_steps=2"])
     assert code == 0, err
@@ -309,7 +288,8 @@ def _mirrored_worker(out_dir):
 
 
 def test_mirrored_strategy_accumulates_like_the_whole_batch(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "tests")]),
+               TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([sys.executable, __file__, "--mirrored-worker", str(tmp_path)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
