@@ -386,10 +386,10 @@ def train(task, config, strategy, init_checkpoint=None, callback=None, *,
     per_replica = _per_replica_batch(config, strategy)
     check_model_dir(model_dir, task.identity, dir_flag)
     cli.note_stage("setting up training (no checkpoint of this run yet)")
+    accum = config.grad_accum_steps
     log.info("strategy %s: %d replica(s); global batch %d, per-replica batch %d%s",
              type(strategy).__name__, replicas, config.global_batch_size, per_replica,
-             f" in {config.grad_accum_steps} micro-batches of {per_replica // config.grad_accum_steps}"
-             if config.grad_accum_steps > 1 else "")
+             f" in {accum} micro-batches of {per_replica // accum}" if accum > 1 else "")
 
     state = _build_state(task, config, strategy)
     # another worker keeps its (identical) checkpoints in a temporary folder of its own
