@@ -59,7 +59,10 @@ def define_flags(fv):
     define("string", "model_dir", "runs/pretrain_demo", "Checkpoints, summaries and the "
            "exported model.")
     define("string", "init_checkpoint", None, "Start from ours, the original's or HF weights.")
-    define("integer", "train_batch_size", 16, "GLOBAL batch size (all replicas).")
+    define("integer", "train_batch_size", 16, "GLOBAL batch size of one optimizer step (all "
+           "replicas, all --grad_accum_steps micro-batches); the records are built for it, "
+           "with or without accumulation.")
+    cli.define_grad_accum_flag(fv)
     define("float", "learning_rate", 1e-3, "Peak learning rate.")
     define("integer", "warmup_steps", 30, "Linear warm-up steps.")
     define("integer", "train_steps", 300, "Total training steps.")
@@ -90,7 +93,8 @@ def main(F):
         learning_rate=F.learning_rate, mem_len=F.mem_len, num_predict=F.num_predict,
         mask_alpha=F.mask_alpha, mask_beta=F.mask_beta, max_gram=F.max_gram,
         bi_data=F.bi_data, vocab_size=F.vocab_size, spiece_model=F.spiece_model,
-        model_size=size, model_config=F.model_config, recompute=F.recompute, **data)
+        model_size=size, model_config=F.model_config, recompute=F.recompute,
+        grad_accum_steps=F.grad_accum_steps, **data)
     for name in ("model_dir", "data_dir"):
         if F[name].value:
             finetuning.check_writable_dir(F[name].value, name)

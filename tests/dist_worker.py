@@ -10,6 +10,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))   # the test helpers
 
 MODE = sys.argv[1]
 if MODE == "mirrored_equivalence":
@@ -26,6 +27,7 @@ from xlnet_tf.modeling import checkpoint
 from xlnet_tf.modeling.config import XLNetConfig
 from xlnet_tf.modeling.model import XLNetLMModel
 from xlnet_tf.pretraining import PretrainTask
+from pretrain_test_utils import synthetic_rows  # noqa: E402
 
 CONFIG = XLNetConfig(n_layer=2, d_model=16, n_head=2, d_head=8, d_inner=32, n_token=50,
                      mem_len=6, reuse_len=4, dropout=0.0, dropatt=0.0)
@@ -33,22 +35,8 @@ T, P, B = 8, 3, 2   # per-replica batch B
 
 
 def synthetic_batches(n, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        tm = np.zeros((B, P, T), np.float32)
-        perm = (rng.random((B, T, T)) < 0.3).astype(np.float32)
-        for b in range(B):
-            for p, j in enumerate(rng.choice(T, P, replace=False)):
-                tm[b, p, j] = 1
-                perm[b, j, j] = 1
-        out.append({"input_k": rng.integers(0, 50, (B, T)).astype(np.int32),
-                    "seg_ids": rng.integers(0, 2, (B, T)).astype(np.int32),
-                    "perm_mask": perm, "target_mapping": tm,
-                    "target": rng.integers(0, 50, (B, P)).astype(np.int32),
-                    "target_mask": np.ones((B, P), np.float32),
-                    "input_q": tm.sum(1)})
-    return out
+    rows = synthetic_rows(np.random.default_rng(seed), n * B, T, P, 50)
+    return [{k: v[i * B:(i + 1) * B] for k, v in rows.items()} for i in range(n)]
 
 
 class SyntheticTask(PretrainTask):

@@ -1,7 +1,8 @@
 """Helpers shared by the pretraining-data tests (not a test module).
 
 ``write_corpus`` writes small deterministic text files (one sentence per line, blank line
-between documents); ``build`` runs ``create_pretrain_records`` with tiny settings.
+between documents); ``build`` runs ``create_pretrain_records`` with tiny settings;
+``synthetic_rows`` makes random two-stream model inputs without records.
 """
 import pathlib
 
@@ -67,3 +68,20 @@ def read_records(path):
         for k in out:
             out[k].append(list(ex.features.feature[k].int64_list.value))
     return {k: np.asarray(v, np.int64) for k, v in out.items()}
+
+
+def synthetic_rows(rng, n, seq_len, num_predict, n_token):
+    """``n`` random rows of the pretraining batch keys (NumPy, rows first): ``num_predict``
+    distinct predicted positions per row, each blocked from seeing itself in ``perm_mask``;
+    ``target_mask`` all ones."""
+    tm = np.zeros((n, num_predict, seq_len), np.float32)
+    perm = (rng.random((n, seq_len, seq_len)) < 0.3).astype(np.float32)
+    for r in range(n):
+        for p, j in enumerate(rng.choice(seq_len, num_predict, replace=False)):
+            tm[r, p, j] = 1
+            perm[r, j, j] = 1
+    return {"input_k": rng.integers(0, n_token, (n, seq_len)).astype(np.int32),
+            "seg_ids": rng.integers(0, 2, (n, seq_len)).astype(np.int32),
+            "perm_mask": perm, "target_mapping": tm,
+            "target": rng.integers(0, n_token, (n, num_predict)).astype(np.int32),
+            "target_mask": np.ones((n, num_predict), np.float32), "input_q": tm.sum(1)}

@@ -22,6 +22,19 @@ def run_script(name, args):
     return code, out.getvalue(), err.getvalue()
 
 
+def generic_task(tmp_path):
+    """run_classifier.py flags of a tiny generic CSV task (16 rows, labels 0/1) written under
+    ``tmp_path/data``, its cache in ``tmp_path/cache``."""
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "".join(f"{'good fine nice' if i % 2 else 'bad awful poor'} {i},{i % 2}\n"
+                   for i in range(16))
+    (data / "train.csv").write_text("text,label\n" + rows)
+    (data / "dev.csv").write_text("text,label\n" + rows)
+    return ["--task=generic", f"--data_dir={data}", "--text_a_column=text",
+            "--label_column=label", "--label_list=0,1", f"--cache_dir={tmp_path / 'cache'}"]
+
+
 def snapshot(folder):
     """{relative path: (size, mtime_ns, bytes)} of every file under ``folder``."""
     result = {}

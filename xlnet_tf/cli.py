@@ -192,6 +192,15 @@ def define_finetune_model_flags(fv, init_checkpoint_help):
     define("string", "init_checkpoint", None, init_checkpoint_help)
 
 
+def define_grad_accum_flag(fv):
+    """--grad_accum_steps (every training script)."""
+    flags.DEFINE_integer("grad_accum_steps", 1, "Gradient accumulation: each optimizer step "
+                         "runs N micro-batches of train_batch_size / N one after the other and "
+                         "applies their summed gradient (clipping, layer-wise decay and the "
+                         "optimizer act on the sum): the results of the whole batch with the "
+                         "activation memory of a micro-batch.", flag_values=fv)
+
+
 def define_finetune_training_flags(fv, *, train_batch_size, learning_rate, train_steps,
                                    adam_epsilon, lr_layer_decay_rate, iterations,
                                    lr_layer_decay_help="Layer-wise gradient decay."):
@@ -201,7 +210,8 @@ def define_finetune_training_flags(fv, *, train_batch_size, learning_rate, train
         getattr(flags, f"DEFINE_{kind}")(name, default, *enum_values, help_text, flag_values=fv)
 
     define("integer", "train_batch_size", train_batch_size, "GLOBAL training batch size (all "
-           "replicas).")
+           "replicas, all micro-batches of one optimizer step).")
+    define_grad_accum_flag(fv)
     define("float", "learning_rate", learning_rate, "Peak learning rate.")
     define("integer", "train_steps", train_steps, "Training steps (or --num_train_epochs).")
     define("float", "num_train_epochs", None, "Epochs over the training data; sets "
@@ -248,6 +258,7 @@ def check_finetune_flags(F, positive=()):
     for name in ("train_batch_size", "iterations", "shuffle_buffer", *positive):
         if F[name].value <= 0:
             fail(f"--{name} must be > 0, got {F[name].value}")
+    check_grad_accum(F)
     finetuning.check_training_flags(
         output_dir=F.output_dir, learning_rate=F.learning_rate, train_steps=F.train_steps,
         train_steps_given=F["train_steps"].present, num_train_epochs=F.num_train_epochs,
@@ -258,6 +269,15 @@ def check_finetune_flags(F, positive=()):
     finetuning.check_writable_dir(F.output_dir, "output_dir")
     if F.export_dir:
         finetuning.check_writable_dir(F.export_dir, "export_dir")
+
+
+def check_grad_accum(F):
+    """--grad_accum_steps >= 1 dividing --train_batch_size (exit 2 naming both flags)."""
+    from xlnet_tf.training.memory import micro_batch_size
+    try:
+        micro_batch_size(F.train_batch_size, F.grad_accum_steps)
+    except ValueError as e:
+        fail(str(e))
 
 
 RESUME_HINT = "rerun the same command to resume from the last checkpoint"
@@ -294,7 +314,7 @@ def train_config(F, model_dir, train_steps, tokens_per_example, max_to_keep):
         lr_layer_decay_rate=F.lr_layer_decay_rate, iterations=F.iterations,
         save_steps=F.save_steps, max_to_keep=max_to_keep,
         global_batch_size=F.train_batch_size, tokens_per_example=tokens_per_example,
-        precision=F.precision, seed=F.seed)
+        precision=F.precision, seed=F.seed, grad_accum_steps=F.grad_accum_steps)
 
 
 def epochs_to_steps(num_examples, num_train_epochs, train_batch_size):

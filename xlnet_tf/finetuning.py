@@ -157,23 +157,26 @@ def check_training_flags(*, output_dir, learning_rate, train_steps, train_steps_
 
 def check_train_config(train_config, num_replicas):
     """A TrainConfig about to be trained: its own checks, and the global batch must split
-    evenly over the replicas.  Raises ValueError."""
+    evenly over the replicas (and their micro-batches).  Raises ValueError."""
+    from xlnet_tf.training.memory import per_replica_batch_size
     train_config.validate()
-    if train_config.global_batch_size % num_replicas:
-        raise ValueError(f"--train_batch_size={train_config.global_batch_size} is not "
-                         f"divisible by the {num_replicas} replicas")
+    per_replica_batch_size(train_config.global_batch_size, num_replicas,
+                           train_config.grad_accum_steps)
 
 
 def check_memory(config, train_config, max_seq_length):
     """Refuses (ValueError naming the flags, with the estimate) a --train_batch_size x
-    --max_seq_length that cannot fit in this machine's memory, before any record is built."""
+    --max_seq_length that cannot fit in this machine's memory, before any record is built.
+    The activations are a micro-batch's with --grad_accum_steps."""
     from xlnet_tf.training.memory import check_training_fits
+    n = train_config.grad_accum_steps
     check_training_fits(
         f"--train_batch_size={train_config.global_batch_size} "
-        f"--max_seq_length={max_seq_length}",
+        + (f"--grad_accum_steps={n} " if n > 1 else "")
+        + f"--max_seq_length={max_seq_length}",
         n_params=config.num_parameters(with_lm_head=False), n_layer=config.n_layer,
         d_model=config.d_model, n_head=config.n_head,
-        batch_size=train_config.global_batch_size, seq_len=max_seq_length,
+        batch_size=train_config.micro_batch_size, seq_len=max_seq_length,
         recompute=bool(getattr(config, "recompute", False)))
 
 

@@ -7,24 +7,14 @@ import pathlib
 
 import pytest
 
-from refusal_utils import another_run_holding, assert_refused, run_script, snapshot
+from refusal_utils import (another_run_holding, assert_refused, generic_task, run_script,
+                           snapshot)
 
 FIXTURE_SPM = str(pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "spiece_test.model")
 TINY = ["--n_layer=1", "--d_model=16", "--n_head=2", "--d_head=8", "--d_inner=32",
         "--max_seq_length=16", "--train_batch_size=4", "--eval_batch_size=8",
         "--learning_rate=1e-3", "--iterations=2", f"--spiece_model={FIXTURE_SPM}",
         "--train_steps=2", "--warmup_steps=0"]
-
-
-def generic_task(tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    rows = "".join(f"{'good fine nice' if i % 2 else 'bad awful poor'} {i},{i % 2}\n"
-                   for i in range(16))
-    (data / "train.csv").write_text("text,label\n" + rows)
-    (data / "dev.csv").write_text("text,label\n" + rows)
-    return ["--task=generic", f"--data_dir={data}", "--text_a_column=text",
-            "--label_column=label", "--label_list=0,1", f"--cache_dir={tmp_path / 'cache'}"]
 
 
 def user_folder(tmp_path):

@@ -23,7 +23,7 @@ def check_settings(*, seq_len, reuse_len, perm_size, record_dir=None, input_text
                    objective="plm", train_batch_size=None, learning_rate=None, mem_len=None,
                    num_predict=None, mask_alpha=6, mask_beta=1, max_gram=5, bi_data=False,
                    vocab_size=None, spiece_model=None, model_size=None, model_config=None,
-                   recompute=False):
+                   recompute=False, grad_accum_steps=1):
     """ValueError (naming the flag) for settings that are wrong or contradict each other, and
     for a batch x sequence that cannot fit in memory (with the estimate): every check that
     needs no TensorFlow, run before anything is written.  The optional settings are checked
@@ -34,6 +34,14 @@ def check_settings(*, seq_len, reuse_len, perm_size, record_dir=None, input_text
                         ("train_batch_size", train_batch_size)):
         if value is not None and value <= 0:
             raise ValueError(f"--{name} must be > 0, got {value}")
+    if train_batch_size is not None and train_batch_size > 0:
+        from xlnet_tf.training.memory import micro_batch_size
+        micro = micro_batch_size(train_batch_size, grad_accum_steps)
+        if bi_data and micro % 2:
+            raise ValueError(f"--bi_data with --train_batch_size={train_batch_size} "
+                             f"--grad_accum_steps={grad_accum_steps}: every micro-batch of "
+                             f"{micro} rows must hold as many forward as backward rows; make "
+                             f"train_batch_size / grad_accum_steps even")
     if learning_rate is not None and not learning_rate > 0:
         raise ValueError(f"--learning_rate must be > 0, got {learning_rate}")
     if mem_len is not None and mem_len < 0:
@@ -57,25 +65,30 @@ def check_settings(*, seq_len, reuse_len, perm_size, record_dir=None, input_text
         check_vocab_size(vocab_size)
     if train_batch_size is not None:
         _check_memory(model_size, model_config, vocab_size, train_batch_size, seq_len,
-                      mem_len, objective, recompute)
+                      mem_len, objective, recompute, grad_accum_steps)
 
 
 def _check_memory(model_size, model_config, vocab_size, batch_size, seq_len, mem_len,
-                  objective, recompute):
+                  objective, recompute, grad_accum_steps=1):
     from xlnet_tf.modeling.config import XLNetConfig
     from xlnet_tf.training.memory import check_training_fits
     config = XLNetConfig.from_json(model_config) if model_config else \
         XLNetConfig(**(model_size or {}), n_token=vocab_size or 32000)
     check_training_fits(
         f"--train_batch_size={batch_size} --seq_len={seq_len}"
-        + (f" --mem_len={mem_len}" if mem_len else ""),
+        + (f" --mem_len={mem_len}" if mem_len else "")
+        + (f" --grad_accum_steps={grad_accum_steps}" if grad_accum_steps > 1 else ""),
         n_params=config.num_parameters(), n_layer=config.n_layer, d_model=config.d_model,
-        n_head=config.n_head, batch_size=batch_size, seq_len=seq_len, mem_len=mem_len or 0,
+        n_head=config.n_head, batch_size=batch_size // grad_accum_steps, seq_len=seq_len,
+        mem_len=mem_len or 0,
         two_stream=objective == "plm", recompute=recompute)
 
 
-def _host_layout(strategy, batch_size, bi_data, record_dir):
-    """(records' bsz_per_host, num_core_per_host) for this strategy and global batch."""
+def _host_layout(strategy, batch_size, bi_data, record_dir, grad_accum_steps=1):
+    """(records' bsz_per_host, num_core_per_host) for this strategy and global batch.
+
+    The records hold the batch of one optimizer step whatever ``grad_accum_steps``: the loop
+    cuts every replica's rows into the micro-batches, each keeping its rows' memory."""
     replicas = strategy.num_replicas_in_sync
     workers = getattr(strategy.extended, "_num_workers", None) or getattr(
         strategy.extended, "num_hosts", 1)
@@ -83,10 +96,12 @@ def _host_layout(strategy, batch_size, bi_data, record_dir):
         raise ValueError("with several workers/hosts build the records first (python -m "
                          "xlnet_tf.pretraining.records --num_tasks=<hosts> ...) and pass "
                          "--record_dir, so the hosts do not race to build them")
-    if batch_size % (2 * replicas if bi_data else replicas):
+    parts = (2 if bi_data else 1) * replicas * grad_accum_steps
+    if batch_size % parts:
         why = " (bi_data puts a forward and a backward half on every replica)"
+        accum = f" x {grad_accum_steps} micro-batches" if grad_accum_steps > 1 else ""
         raise ValueError(f"--train_batch_size={batch_size} must be divisible by "
-                         f"{'2 x ' if bi_data else ''}{replicas} replicas"
+                         f"{'2 x ' if bi_data else ''}{replicas} replicas{accum}"
                          f"{why if bi_data else ''}")
     return batch_size // workers, replicas // workers
 
@@ -152,7 +167,8 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
                    mask_beta=mask_beta, max_gram=max_gram, bi_data=bi_data,
                    vocab_size=vocab_size, spiece_model=spiece_model, model_size=model_size,
                    model_config=model_config,
-                   recompute=bool((run_options or {}).get("recompute")))
+                   recompute=bool((run_options or {}).get("recompute")),
+                   grad_accum_steps=tc.grad_accum_steps)
     tc.validate()
     import tensorflow as tf
     from xlnet_tf.pretraining.data import prepare_data
@@ -167,7 +183,7 @@ def pretrain(train_config, *, model_size=None, model_config=None, run_options=No
     except RuntimeError as e:   # no TPU answered: a mistake in --tpu, not a crash
         raise ValueError(str(e)) from None
     bsz_per_host, cores_per_host = _host_layout(dist, tc.global_batch_size, bi_data,
-                                                record_dir)
+                                                record_dir, tc.grad_accum_steps)
     # a model_dir that holds another model's checkpoint is refused before anything is written
     training.check_model_dir(tc.model_dir, pretrain_identity(
         model_size or {}, seq_len=seq_len, reuse_len=reuse_len, mem_len=mem_len,
@@ -216,8 +232,11 @@ def _train(tc, dist, record_dir, spiece_model, model_size, model_config, run_opt
                         seed=tc.seed, spiece_model=spiece_model, expected={"uncased": uncased},
                         objective=objective)
     replicas = dist.num_replicas_in_sync
+    accum = tc.grad_accum_steps
     say(f"strategy {type(dist).__name__}: {replicas} replica(s), global batch "
-        f"{tc.global_batch_size}, per-replica batch {tc.global_batch_size // replicas}; model "
+        f"{tc.global_batch_size}, per-replica batch {tc.global_batch_size // replicas}"
+        + (f" in {accum} micro-batches of {tc.global_batch_size // replicas // accum}"
+           if accum > 1 else "") + "; model "
         f"{config.n_layer}x{config.d_model}, {config.num_parameters():,} parameters; "
         f"precision {tc.precision}; objective {objective}")
     result = training.train(task, tc, dist, init_checkpoint=init_checkpoint)

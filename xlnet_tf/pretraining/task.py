@@ -25,6 +25,14 @@ class PretrainTask(Task):
     start of every ``iterations`` loop), replaced each step by the model's ``new_mems``.
     Row r of a replica's batch at step s+1 continues row r of step s (the records' layout),
     so the memory is the text that precedes each row.
+
+    Gradient accumulation (``grad_accum_steps = N``) does not change the records: they are
+    built for the batch of one optimizer step, as without it.  Each replica's rows are cut
+    into N micro-batches (with ``bi_data`` each takes the same share of the forward and of
+    the backward half, which the model needs in that order), and micro-batch k carries the
+    memory of its own rows: micro-batch k of step s continues micro-batch k of step s-1, the
+    text that precedes each of its rows.  Its loss counts in proportion to its predicted
+    tokens (:meth:`loss_weight`), so N micro-batches give the gradient of the whole batch.
     """
 
     def __init__(self, config, record_dir, *, seq_len, reuse_len, perm_size, num_predict,
@@ -65,6 +73,23 @@ class PretrainTask(Task):
             return []
         return [tf.zeros([per_replica_batch, c.mem_len, c.d_model], tf.float32)
                 for _ in range(c.n_layer)]
+
+    def loss_weight(self, batch):
+        """Both objectives average over the predicted tokens of the batch."""
+        return tf.reduce_sum(tf.cast(batch["target_mask"], tf.float32))
+
+    def micro_batch_rows(self, per_replica_batch, num_micro_batches):
+        if not self.bi_data:
+            return super().micro_batch_rows(per_replica_batch, num_micro_batches)
+        if per_replica_batch % (2 * num_micro_batches):
+            raise ValueError(f"--bi_data with --grad_accum_steps={num_micro_batches}: the "
+                             f"per-replica batch {per_replica_batch} must be divisible by 2 x "
+                             f"{num_micro_batches} (every micro-batch takes as many forward as "
+                             f"backward rows)")
+        half, size = per_replica_batch // 2, per_replica_batch // (2 * num_micro_batches)
+        return [list(range(k * size, (k + 1) * size))
+                + list(range(half + k * size, half + (k + 1) * size))
+                for k in range(num_micro_batches)]
 
     def loss(self, model, batch, state, training):
         if self.objective == "dae":

@@ -11,7 +11,8 @@ Public API (imported lazily, so ``import xlnet_tf.training`` does not load Tenso
 * which weights (``checkpoints``): :func:`init_from_checkpoint`,
   :func:`restore_for_inference`, :func:`restore_latest`, :func:`checkpoint_step`,
   :func:`copy_for_export`;
-* memory (``memory``): :func:`estimate_training_bytes`, :func:`check_training_fits`;
+* memory (``memory``): :func:`estimate_training_bytes`, :func:`check_training_fits`,
+  :func:`micro_batch_size`, :func:`per_replica_batch_size` (``--grad_accum_steps``);
 * the optimizer (``optimization``): :class:`AdamWeightDecay`, :class:`WarmupPolyDecay`,
   :func:`create_optimizer`, :func:`clip_by_global_norm`, :func:`layerwise_decay_scales`,
   :func:`apply_layerwise_decay`.
@@ -25,7 +26,8 @@ _MODULES = {
     "xlnet_tf.training.run_dir": ("check_model_dir", "check_output_dir"),
     "xlnet_tf.training.checkpoints": ("init_from_checkpoint", "restore_for_inference",
                                       "restore_latest", "checkpoint_step", "copy_for_export"),
-    "xlnet_tf.training.memory": ("estimate_training_bytes", "check_training_fits"),
+    "xlnet_tf.training.memory": ("estimate_training_bytes", "check_training_fits",
+                                "micro_batch_size", "per_replica_batch_size"),
     "xlnet_tf.training.optimization": ("AdamWeightDecay", "WarmupPolyDecay", "create_optimizer",
                                        "clip_by_global_norm", "layerwise_decay_scales",
                                        "apply_layerwise_decay"),

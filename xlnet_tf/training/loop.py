@@ -13,6 +13,17 @@ for fine-tuning) and the loss.  :func:`train` runs these steps:
     the batches already consumed;
   * the step: all-reduce the gradients, clip them by global norm (the pre-clip norm is
     logged), scale the ``layer_{l}`` gradients by the layer-wise decay, apply them;
+  * gradient accumulation (``grad_accum_steps = N > 1``): the step's batch (the GLOBAL batch
+    of one optimizer step, as without accumulation) is cut, on every replica, into N
+    micro-batches of rows; their gradients are computed one after the other (a
+    ``tf.while_loop`` with ``parallel_iterations=1``: only one micro-batch's activations are
+    alive at a time) and summed, each weighted by its share of the batch's loss
+    denominator (:meth:`Task.loss_weight`), so the sum is the gradient of the full batch's
+    loss; the all-reduce, loss-scale check, clipping, layer-wise decay and the optimizer
+    then act once on that accumulated gradient.  The per-row loop state (the memory) is
+    cut by the same rows: micro-batch k of step s continues micro-batch k of step s-1, i.e.
+    exactly the rows it continues without accumulation.  The input, the checkpoints (only
+    between optimizer steps) and a resume's skip are those of the unaccumulated run;
   * the loop: ``iterations`` steps per loop (one ``tf.function`` loop on TPUs, a host loop
     over a compiled step elsewhere); the per-replica state is explicit loop state,
     re-initialised (zero memory) at the start of every loop as the original TPU loop did;
@@ -31,6 +42,7 @@ import tensorflow as tf
 from xlnet_tf.training import optimization
 from xlnet_tf.training.checkpoints import init_from_checkpoint, restore_latest, save_checkpoint
 from xlnet_tf.training.distribute import is_chief, release_host_memory
+from xlnet_tf.training.memory import micro_batch_size, per_replica_batch_size
 from xlnet_tf.training.run_dir import check_model_dir, write_identity
 
 log = logging.getLogger("xlnet_tf")
@@ -55,12 +67,19 @@ class TrainConfig:
     tokens_per_example: int = 1
     precision: str = "float32"
     seed: int = 0
+    grad_accum_steps: int = 1
+
+    @property
+    def micro_batch_size(self):
+        """The global batch of one micro-batch: ``global_batch_size / grad_accum_steps``."""
+        return micro_batch_size(self.global_batch_size, self.grad_accum_steps)
 
     def validate(self):
         if self.train_steps <= 0:
             raise ValueError(f"--train_steps must be > 0, got {self.train_steps}")
         if self.iterations <= 0:
             raise ValueError(f"--iterations must be > 0, got {self.iterations}")
+        micro_batch_size(self.global_batch_size, self.grad_accum_steps)
         if self.save_steps is not None and self.save_steps <= 0:
             raise ValueError(f"--save_steps must be > 0, got {self.save_steps}")
         if self.warmup_steps < 0 or self.warmup_steps >= self.train_steps and self.warmup_steps:
@@ -157,20 +176,88 @@ def _restore_or_initialise(state, manager, task, model_dir, chief, init_checkpoi
 
 
 # ---------------------------------------------------------------------------- the step
-def _make_step_fn(task, state, clip, replicas):
-    """One replica's training step: ``(batch, loop state) -> (new loop state, metrics)``."""
+def micro_batch_rows(task, per_replica_batch, accum_steps):
+    """int32 [N, b]: the rows of a replica's batch that make micro-batch k (row k), from
+    :meth:`Task.micro_batch_rows`, checked to cut the batch into N equal disjoint parts."""
+    if per_replica_batch % accum_steps:
+        raise ValueError(f"the per-replica batch {per_replica_batch} is not divisible by "
+                         f"--grad_accum_steps={accum_steps}")
+    rows = np.asarray(task.micro_batch_rows(per_replica_batch, accum_steps), np.int32)
+    if rows.shape != (accum_steps, per_replica_batch // accum_steps) or sorted(
+            rows.ravel().tolist()) != list(range(per_replica_batch)):
+        raise ValueError(f"{type(task).__name__}.micro_batch_rows({per_replica_batch}, "
+                         f"{accum_steps}) does not cut the batch into {accum_steps} equal "
+                         f"disjoint parts: {rows.tolist()}")
+    return rows
+
+
+def _make_step_fn(task, state, clip, replicas, accum_steps=1, per_replica=None):
+    """One replica's training step: ``(batch, loop state) -> (new loop state, metrics)``;
+    with ``accum_steps > 1`` the gradient is accumulated over that many micro-batches of the
+    batch's rows (see the module docstring)."""
     model, variables, optimizer = state.model, state.variables, state.optimizer
     loss_scale, scales = state.loss_scale, state.scales
 
-    def step_fn(batch, loop_state):
+    def gradients(batch, loop_state, share=None):
+        """Gradients of the (share-weighted, per-replica, loss-scaled) loss of ``batch``."""
         with tf.GradientTape() as tape:
             loss, new_state, metrics = task.loss(model, batch, loop_state, True)
             scaled = tf.cast(loss, tf.float32) / replicas
+            if share is not None:
+                scaled = scaled * share
             if loss_scale is not None:
                 scaled = scaled * loss_scale.scale
         grads = tape.gradient(scaled, variables)
         grads = [tf.convert_to_tensor(g) if isinstance(g, tf.IndexedSlices) else g
                  for g in grads]
+        return grads, dict(metrics, loss=loss), new_state
+
+    rows = micro_batch_rows(task, per_replica, accum_steps) if accum_steps > 1 else None
+
+    def accumulated_gradients(batch, loop_state):
+        """The sum over the micro-batches of their share-weighted gradients: the gradient of
+        the whole batch's loss, one micro-batch's activations alive at a time."""
+        rows_t = tf.constant(rows)                                      # [N, b]
+        total = tf.cast(task.loss_weight(batch), tf.float32)
+
+        def micro(k, loop_state):
+            idx = rows_t[k]                                             # [b]
+
+            def take(x):
+                return tf.gather(x, idx)
+            micro_batch = tf.nest.map_structure(take, batch)
+            share = tf.math.divide_no_nan(tf.cast(task.loss_weight(micro_batch), tf.float32),
+                                          total)
+            grads, metrics, new_rows = gradients(
+                micro_batch, tf.nest.map_structure(take, loop_state), share)
+
+            def put(old, new):
+                return tf.tensor_scatter_nd_update(old, idx[:, None], tf.cast(new, old.dtype))
+            loop_state = tf.nest.map_structure(put, loop_state, new_rows, check_types=False)
+            metrics = {k: share * tf.cast(v, tf.float32) for k, v in metrics.items()}
+            return grads, metrics, loop_state
+
+        grads, metrics, loop_state = micro(tf.constant(0), loop_state)
+        present = [i for i, g in enumerate(grads) if g is not None]    # the same every time
+
+        def body(k, sums, metric_sums, loop_state):
+            g, m, loop_state = micro(k, loop_state)
+            return (k + 1, [s + g[i] for s, i in zip(sums, present)],
+                    {key: metric_sums[key] + m[key] for key in metric_sums}, loop_state)
+
+        _, sums, metrics, loop_state = tf.while_loop(
+            lambda k, *_: k < accum_steps, body,
+            (tf.constant(1), [grads[i] for i in present], metrics, loop_state),
+            parallel_iterations=1)
+        for i, s in zip(present, sums):
+            grads[i] = s
+        return grads, metrics, loop_state
+
+    def step_fn(batch, loop_state):
+        if rows is None:
+            grads, metrics, new_state = gradients(batch, loop_state)
+        else:
+            grads, metrics, new_state = accumulated_gradients(batch, loop_state)
         if replicas > 1:                                                  # global mean grad
             grads = tf.distribute.get_replica_context().all_reduce(
                 tf.distribute.ReduceOp.SUM, grads)
@@ -182,8 +269,8 @@ def _make_step_fn(task, state, clip, replicas):
             # Keras sums gradients over replicas again inside apply_gradients
             grads = [g / replicas for g in grads]
         optimizer.apply_gradients(zip(grads, variables))
-        metrics = dict(metrics, loss=tf.cast(loss, tf.float32), grad_norm=gnorm)
-        return new_state, metrics
+        metrics = {k: tf.cast(v, tf.float32) for k, v in metrics.items()}
+        return new_state, dict(metrics, grad_norm=gnorm)
 
     return step_fn
 
@@ -280,11 +367,8 @@ class _Progress:
 
 # ---------------------------------------------------------------------------- train
 def _per_replica_batch(config, strategy):
-    replicas = strategy.num_replicas_in_sync
-    if config.global_batch_size % replicas:
-        raise ValueError(f"--train_batch_size={config.global_batch_size} is not divisible by "
-                         f"the {replicas} replicas")
-    return config.global_batch_size // replicas
+    return per_replica_batch_size(config.global_batch_size, strategy.num_replicas_in_sync,
+                                  config.grad_accum_steps)
 
 
 def _training_stage(step, saved):
@@ -310,8 +394,10 @@ def train(task, config, strategy, init_checkpoint=None, callback=None, *,
     per_replica = _per_replica_batch(config, strategy)
     check_model_dir(model_dir, task.identity, dir_flag)
     cli.note_stage("setting up training (no checkpoint of this run yet)")
-    log.info("strategy %s: %d replica(s); global batch %d, per-replica batch %d",
-             type(strategy).__name__, replicas, config.global_batch_size, per_replica)
+    accum = config.grad_accum_steps
+    log.info("strategy %s: %d replica(s); global batch %d, per-replica batch %d%s",
+             type(strategy).__name__, replicas, config.global_batch_size, per_replica,
+             f" in {accum} micro-batches of {per_replica // accum}" if accum > 1 else "")
 
     state = _build_state(task, config, strategy)
     # another worker keeps its (identical) checkpoints in a temporary folder of its own
@@ -333,8 +419,9 @@ def train(task, config, strategy, init_checkpoint=None, callback=None, *,
 
     iterator = iter(strategy.distribute_datasets_from_function(
         dataset_fn, options=tf.distribute.InputOptions(experimental_fetch_to_device=False)))
-    run_loop = _make_loop(strategy, task, _make_step_fn(task, state, config.clip, replicas),
-                          per_replica)
+    step_fn = _make_step_fn(task, state, config.clip, replicas, config.grad_accum_steps,
+                            per_replica)
+    run_loop = _make_loop(strategy, task, step_fn, per_replica)
     progress = _Progress(os.path.join(ckpt_dir, "train"), start_step, config.train_steps,
                          config.global_batch_size * config.tokens_per_example)
     save_steps = config.save_steps or config.train_steps

@@ -12,6 +12,8 @@ telling "fits" from "needs 40 GB".
 """
 import os
 
+ACCUM_FLAG = "--grad_accum_steps"
+
 GIB = 1 << 30
 RUNTIME_BYTES = int(0.9 * GIB)      # TensorFlow's runtime + the traced step graph
 BYTES_PER_PARAM = 16                # float32 weight + 2 Adam slots + gradient
@@ -30,6 +32,33 @@ def estimate_training_bytes(*, n_params, n_layer, d_model, n_head, batch_size, s
     if recompute:      # one layer's activations plus every layer's input
         act = act / max(n_layer, 1) + tokens * d_model * 4
     return int(RUNTIME_BYTES + BYTES_PER_PARAM * n_params + act)
+
+
+def micro_batch_size(train_batch_size, grad_accum_steps):
+    """The batch one micro-batch holds when ``--grad_accum_steps`` micro-batches make the
+    ``--train_batch_size`` of an optimizer step: what a step's activations (the bulk of its
+    memory) scale with.  Raises ValueError naming both flags when it does not divide."""
+    if grad_accum_steps < 1:
+        raise ValueError(f"{ACCUM_FLAG} must be >= 1 (1 = no accumulation), got "
+                         f"{grad_accum_steps}")
+    if train_batch_size % grad_accum_steps:
+        raise ValueError(f"--train_batch_size={train_batch_size} is not divisible by "
+                         f"{ACCUM_FLAG}={grad_accum_steps}: the batch of one optimizer step "
+                         f"is cut into {grad_accum_steps} equal micro-batches; choose a "
+                         f"divisor")
+    return train_batch_size // grad_accum_steps
+
+
+def per_replica_batch_size(train_batch_size, replicas, grad_accum_steps=1):
+    """The rows of a step's batch on each replica (all its micro-batches); raises ValueError
+    naming the flags when the batch does not split evenly over the replicas' micro-batches."""
+    micro_batch_size(train_batch_size, grad_accum_steps)
+    if train_batch_size % (replicas * grad_accum_steps):
+        accum = f" x {ACCUM_FLAG}={grad_accum_steps} micro-batches" \
+            if grad_accum_steps > 1 else ""
+        raise ValueError(f"--train_batch_size={train_batch_size} is not divisible by the "
+                         f"{replicas} replicas{accum}")
+    return train_batch_size // replicas
 
 
 def machine_memory_bytes():
@@ -52,6 +81,7 @@ def check_training_fits(what, **shape):
         raise ValueError(
             f"{what} would need about {need / GIB:.1f} GiB of memory for one training step "
             f"(estimate; at least {need / SLACK / GIB:.1f} GiB), and this machine has "
-            f"{have / GIB:.1f} GiB: use a smaller batch or sequence length (or --recompute, "
-            f"or more replicas)")
+            f"{have / GIB:.1f} GiB: use a smaller batch or sequence length (or "
+            f"{ACCUM_FLAG} to split the batch into micro-batches, --recompute, or more "
+            f"replicas)")
     return need

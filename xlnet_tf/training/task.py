@@ -23,8 +23,27 @@ class Task:
         return ()
 
     def loss(self, model, batch, state, training):
-        """-> (per-replica mean loss, new_state, {metric name: scalar})."""
+        """-> (per-replica mean loss, new_state, {metric name: scalar}).
+
+        With gradient accumulation ``batch`` and ``state`` are one micro-batch's rows: every
+        tensor of both has the batch's rows on its first axis."""
         raise NotImplementedError
+
+    def loss_weight(self, batch):
+        """The denominator of ``loss``'s mean over ``batch`` (default: its rows).  Gradient
+        accumulation weights each micro-batch's loss by its share of the whole batch's, so
+        the accumulated gradient is the whole batch's (e.g. pretraining averages over the
+        predicted tokens, which micro-batches need not hold equally many of)."""
+        import tensorflow as tf
+        first = tf.nest.flatten(batch)[0]
+        return tf.cast(tf.shape(first)[0], tf.float32)
+
+    def micro_batch_rows(self, per_replica_batch, num_micro_batches):
+        """Which rows of a replica's batch make each micro-batch: ``num_micro_batches`` lists
+        of ``per_replica_batch / num_micro_batches`` row indices (default: consecutive
+        slices)."""
+        size = per_replica_batch // num_micro_batches
+        return [list(range(k * size, (k + 1) * size)) for k in range(num_micro_batches)]
 
     def export(self, model, model_dir):
         """Called once at the end (chief only): e.g. write original-named weights."""
