@@ -119,27 +119,33 @@ def check_tags(sentences, scheme, path):
 
 
 def detect_scheme(sentences, path):
-    """``iob1``, ``iob2`` or ``bioes`` from the tags: E-/S- prefixes mean bioes; an entity
-    that starts with I- (after O or another type) means iob1; B- after O means iob2; tags
-    that show both iob1 and iob2 raise ValueError; no evidence (only O and I- continuing
-    B-) reads as iob2."""
-    iob1 = iob2 = None
+    """``iob1``, ``iob2`` or ``bioes`` from the tags: E-/S- prefixes mean bioes; otherwise
+    the entities that start with I- (after O or another type: iob1) are counted against
+    those that start with B- after O or another type (iob2) and the larger count wins; a
+    few of the other kind are annotation slips (CoNLL-2003's eng.train, IOB1, has 24
+    B- after O among 23,499 entities), but more than one in ten of the winner's count reads
+    as a mix and raises ValueError naming a line of each.  No evidence reads as iob2."""
+    first = {"iob1": None, "iob2": None}
+    count = {"iob1": 0, "iob2": 0}
     for s in sentences:
         prev_prefix, prev_kind = "O", ""
         for i, tag in enumerate(s.tags or ()):
             prefix, kind = split_tag(tag)
             if prefix in ("E", "S") and kind:
                 return "bioes"
-            if prefix == "I" and (prev_prefix == "O" or prev_kind != kind):
-                iob1 = iob1 or s.line + i
-            if prefix == "B" and (prev_prefix == "O" or prev_kind != kind):
-                iob2 = iob2 or s.line + i
+            if prefix in ("I", "B") and (prev_prefix == "O" or prev_kind != kind):
+                scheme = "iob1" if prefix == "I" else "iob2"
+                count[scheme] += 1
+                first[scheme] = first[scheme] or s.line + i
             prev_prefix, prev_kind = prefix, kind
-    if iob1 and iob2:
-        raise ValueError(f"{path}: the tags mix iob1 (an entity starting with I- at line "
-                         f"{iob1}) and iob2 (B- after O or another type at line {iob2}); "
-                         f"pass --tag_scheme")
-    return "iob1" if iob1 else "iob2"
+    winner = "iob1" if count["iob1"] > count["iob2"] else "iob2"
+    loser = "iob2" if winner == "iob1" else "iob1"
+    if count[loser] * 10 > count[winner]:
+        raise ValueError(f"{path}: the tags mix iob1 ({count['iob1']} entities start with "
+                         f"I-, first at line {first['iob1']}) and iob2 ({count['iob2']} "
+                         f"start with B- after O or another type, first at line "
+                         f"{first['iob2']}); pass --tag_scheme")
+    return winner
 
 
 def to_iob2(tags, scheme):
