@@ -104,7 +104,8 @@ def test_predictions_file_rescored(trained, data):
 
 def test_5000_word_sentence_through_windows(trained, data, tmp_path):
     out, _ = trained
-    words = (data / "train.txt").read_text().split("\n")[2:12]      # 10 lines of word columns
+    words = [line for line in (data / "train.txt").read_text().split("\n")
+             if line.strip() and not line.startswith("-DOCSTART-")][:10]   # word lines
     long = tmp_path / "long.txt"
     long.write_text("".join(words[i % len(words)] + "\n" for i in range(5000)) + "\n")
     code, stdout, err = run([f"--output_dir={out}", "--do_predict", f"--test_file={long}",
@@ -132,7 +133,8 @@ def test_export_answers_like_do_predict_in_a_fresh_process(trained, data, tmp_pa
     request = tmp_path / "request.json"
     request.write_text(json.dumps([" ".join(r[0]) for r in fits] + [""]))
     code = ("import json, sys, tensorflow as tf\n"
-            "m = tf.saved_model.load(sys.argv[1])\n"
+            "from xlnet_tf.serving import load_saved_model\n"
+            "m = load_saved_model(sys.argv[1])\n"
             "texts = json.load(open(sys.argv[2]))\n"
             "o = m.signatures['serving_default'](text=tf.constant(texts))\n"
             "n = o['num_words'].numpy().tolist()\n"
