@@ -71,9 +71,8 @@ def define_flags(fv):
 
 
 def check_flags(F):
-    """Checks that need nothing but the flags."""
-    if not F.output_dir:
-        cli.fail("--output_dir is required")
+    """Checks that need nothing but the flags (--output_dir and the shared ones:
+    cli.check_finetune_flags, last)."""
     actions = F.do_train or F.do_eval or F.do_predict
     if not actions and not F.export_dir:
         cli.fail("nothing to do: pass --do_train, --do_eval, --do_predict and/or --export_dir")

@@ -61,10 +61,9 @@ class XLNetTokenClassifier(keras.Model):
         return model_from_config(cls, cfg)
 
     def original_name_map(self):
-        names = self.transformer.original_name_map(include_mask_emb=False)
-        names[f"model/{self.head_scope}/logit/kernel"] = self.logit.kernel
-        names[f"model/{self.head_scope}/logit/bias"] = self.logit.bias
-        return names
+        head = {f"model/{self.head_scope}/logit/{k}": getattr(self.logit, k)
+                for k in ("kernel", "bias")}
+        return {**self.transformer.original_name_map(include_mask_emb=False), **head}
 
     def call(self, inputs, training=False):
         if not isinstance(inputs, dict) or "input_ids" not in inputs:

@@ -25,38 +25,20 @@ SPLIT_OF = {"train": "train", "eval": None, "predict": None}
 
 
 @dataclasses.dataclass
-class TaggerRun:
+class TaggerRun(finetuning.FinetuneRun):
     """The settings of a run (the flags of run_ner.py, as plain values)."""
-    output_dir: str
     data_dir: Optional[str] = None
     files: dict = dataclasses.field(default_factory=dict)   # split -> --*_file
     label_column: int = -1
     tag_scheme: Optional[str] = None
     label_all_pieces: bool = False
     doc_stride: int = 64
-    cache_dir: Optional[str] = None
-    overwrite_data: bool = False
     eval_split: str = "dev"
     predict_split: str = "test"
-    spiece_model: Optional[str] = None
-    uncased: bool = False
-    model_config: Optional[str] = None
-    size: dict = dataclasses.field(default_factory=dict)
-    size_given: bool = False
-    run_options: dict = dataclasses.field(default_factory=dict)
-    init_checkpoint: Optional[str] = None
     scope: Optional[str] = None
-    do_train: bool = False
     do_eval: bool = False
     do_predict: bool = False
-    max_seq_length: int = 128
     eval_batch_size: int = 64
-    num_train_epochs: Optional[float] = None
-    shuffle_buffer: int = 2048
-    export_dir: Optional[str] = None
-    export_version: Optional[int] = None
-    distribution: dict = dataclasses.field(default_factory=dict)
-    num_cpus: Optional[int] = None
 
 
 def export(model, export_dir, spiece_model, cfg, version, say):
@@ -106,13 +88,10 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
     from xlnet_tf.token_classification.task import TaggerTask, tagger_identity
 
     say = say or log.info
-    training.configure_cpu_devices(run.num_cpus)
     out = run.output_dir
 
     # ---- files: tokenizer, config, the data files and their tags
-    spiece, tokenizer, config = finetuning.resolve_model(run)
-    if run.do_train:
-        finetuning.check_memory(config, train_config, run.max_seq_length)
+    spiece, tokenizer, config = finetuning.open_run(run, train_config)
     saved_path = os.path.join(out, TAGGER_CONFIG)
     saved = read_json(saved_path, what="run settings") if os.path.isfile(saved_path) else None
     paths = {split: split_file(run.data_dir, split, run.files.get(split))
@@ -139,12 +118,7 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
     version = finetuning.check_export_dir(run.export_dir, run.export_version) \
         if run.export_dir else None
 
-    training.set_precision(train_config.precision)
-    tf.keras.utils.set_random_seed(train_config.seed)
-    try:
-        strategy = training.make_strategy(**run.distribution)
-    except RuntimeError as e:
-        raise ValueError(str(e)) from None
+    strategy = finetuning.make_run_strategy(train_config, run.distribution)
     task = TaggerTask(config, tag_list, run.max_seq_length, scope=run.scope,
                       seed=train_config.seed, shuffle_buffer=run.shuffle_buffer)
     has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
@@ -167,15 +141,9 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
         say(f"{kind} data ({paths[split]}): "
             f"{tagging_data.describe(data[kind].counts, run.max_seq_length)}"
             f"{' (reused)' if data[kind].reused else ''}")
-    if run.do_train and run.num_train_epochs is not None:
-        from xlnet_tf.cli import epochs_to_steps
-        n = data["train"].counts["num_windows"]
-        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
-        say(f"--num_train_epochs={run.num_train_epochs}: {n} windows / batch "
-            f"{train_config.global_batch_size} -> {steps} steps")
-        train_config = dataclasses.replace(train_config, train_steps=steps)
-    if run.do_train:
-        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+    train_config = finetuning.training_steps(
+        run, train_config, data["train"].counts["num_windows"] if run.do_train else 0,
+        "windows", strategy.num_replicas_in_sync, say)
 
     step, source = 0, None
     if not run.do_train:
@@ -191,19 +159,13 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
            "spiece_model": finetuning.SPIECE_MODEL, "identity": identity}
     write_files = functools.partial(finetuning.write_run_files, out, TAGGER_CONFIG, cfg,
                                     task.config, spiece)
-    if not run.do_train:
-        write_files()
-    if run.do_train:
+    if run.do_train:   # the settings are written with the first checkpoint
         task.train_arrays = data["train"].arrays
-        config = task.config
-        say(f"fine-tuning a tagger of {len(tag_list)} tags: {train_config.train_steps} steps, "
-            f"batch {train_config.global_batch_size}, {strategy.num_replicas_in_sync} "
-            f"replica(s), model {config.n_layer}x{config.d_model}, precision "
-            f"{train_config.precision}")
-        result = training.train(task, train_config, strategy,
-                                init_checkpoint=run.init_checkpoint, dir_flag="--output_dir",
-                                on_first_checkpoint=write_files)
+        result = finetuning.train_task(run, task, train_config, strategy, write_files, say,
+                                       f"a tagger of {len(tag_list)} tags")
         model, step, source = result["model"], result["step"], "the final weights"
+    else:
+        write_files()
     say(f"using {source} (step {step})")
     results = None
     if run.do_eval:

@@ -94,17 +94,14 @@ class Predictor:
 
     def __init__(self, batch_size):
         self.batch_size = int(batch_size)
-        self._fns = {}
+        self._model = self._call = None
 
     def _fn(self, model):
-        fn = self._fns.get(id(model))
-        if fn is None:
-            @tf.function
-            def fn(batch):
-                logits = model(batch, training=False)["logits"]              # [b, T, C]
-                return {"logits": logits}
-            self._fns = {id(model): fn}
-        return fn
+        if self._model is not model:   # one trace per model
+            self._model = model
+            self._call = tf.function(
+                lambda batch: {"logits": model(batch, training=False)["logits"]})  # [b, T, C]
+        return self._call
 
     def word_logits(self, model, data):
         """[sentence][word] -> logits [C] (float32) for the windows of ``data``
