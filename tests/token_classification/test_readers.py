@@ -44,6 +44,12 @@ def test_windows_line_endings_read_like_unix(tmp_path):
     assert crlf == lf
 
 
+def test_byte_order_mark_is_not_part_of_the_first_word(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + CONLL.encode())
+    assert read_conll(str(path)) == read_conll(write(tmp_path, CONLL))
+
+
 def test_wrong_number_of_columns_names_file_and_line(tmp_path):
     path = write(tmp_path, CONLL.replace("rejects VBZ I-VP O", "rejects VBZ O"))
     with pytest.raises(ValueError, match=rf"{path}:4: 3 column\(s\) where line 1 has 4"):

@@ -62,7 +62,7 @@ def read_conll(path, label_column=-1, has_labels=True):
             tags.clear()
 
     try:
-        f = open(path, encoding="utf-8")
+        f = open(path, encoding="utf-8-sig")   # a byte-order mark is not part of a word
     except FileNotFoundError:
         raise FileNotFoundError(f"data file {path!r} does not exist") from None
     with f:
