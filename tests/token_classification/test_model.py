@@ -61,3 +61,46 @@ def test_padding_does_not_change_real_positions():
                                                       [50, 60]))
     np.testing.assert_allclose(model(a)["logits"][0, 2:], model(b)["logits"][0, 2:],
                                rtol=1e-5, atol=1e-6)
+
+
+def write_safetensors(path, arrays):
+    """A float32 safetensors file (the format: header length, JSON header, raw data)."""
+    import json
+    import struct
+    header, blobs, offset = {}, [], 0
+    for name, a in arrays.items():
+        raw = np.ascontiguousarray(a, np.float32).tobytes()
+        header[name] = {"dtype": "F32", "shape": list(a.shape),
+                        "data_offsets": [offset, offset + len(raw)]}
+        blobs.append(raw)
+        offset += len(raw)
+    text = json.dumps(header).encode()
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+
+
+def test_hugging_face_token_classification_weights_load(tmp_path):
+    """XLNetForTokenClassification = the HF tiny backbone + ``classifier`` [n_tags, d]."""
+    import json
+    import os
+
+    from xlnet_tf import load_hf_checkpoint
+    from xlnet_tf.modeling.checkpoint import read_safetensors
+    hf_tiny = os.path.join(os.path.dirname(__file__), "..", "golden", "hf_tiny")
+    with open(os.path.join(hf_tiny, "config.json")) as f:
+        hf = json.load(f)
+    config = XLNetConfig(n_token=hf["vocab_size"], d_model=hf["d_model"], n_layer=hf["n_layer"],
+                         n_head=hf["n_head"], d_head=hf["d_model"] // hf["n_head"],
+                         d_inner=hf["d_inner"], untie_r=True, dropout=0.0, dropatt=0.0,
+                         ff_activation="gelu" if hf["ff_activation"] == "gelu_new" else "relu")
+    state = read_safetensors(os.path.join(hf_tiny, "model.safetensors"))
+    rng = np.random.RandomState(1)
+    state["classifier.weight"] = rng.randn(7, hf["d_model"]).astype(np.float32)
+    state["classifier.bias"] = rng.randn(7).astype(np.float32)
+    write_safetensors(tmp_path / "model.safetensors", state)
+    model = XLNetTokenClassifier(config, 7)
+    load_hf_checkpoint(model, str(tmp_path))
+    np.testing.assert_array_equal(model.logit.kernel.numpy(), state["classifier.weight"].T)
+    np.testing.assert_array_equal(model.logit.bias.numpy(), state["classifier.bias"])
+    emb = model.original_name_map()["model/transformer/word_embedding/lookup_table"]
+    np.testing.assert_array_equal(emb.numpy(), state["transformer.word_embedding.weight"])

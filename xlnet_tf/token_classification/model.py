@@ -8,7 +8,9 @@ are named under ``model/`` like the original's other heads, so
     model/transformer/...                                  backbone
     model/token_classification_{scope}/logit/{kernel,bias} kernel [d_model, n_tags]
 
-``scope`` defaults to ``ner``.  Fine-tuning runs without memory and bidirectionally (the
+``scope`` defaults to ``ner``.  Hugging Face ``XLNetForTokenClassification`` weights load
+into it (``classifier.weight`` transposed to the kernel, ``classifier.bias``) with the
+backbone, through ``--init_checkpoint`` as any Hugging Face folder.  Fine-tuning runs without memory and bidirectionally (the
 classifier's fine-tuning options, ``xlnet_tf.finetuning.finetune_config``).
 """
 import keras
@@ -64,6 +66,11 @@ class XLNetTokenClassifier(keras.Model):
         head = {f"model/{self.head_scope}/logit/{k}": getattr(self.logit, k)
                 for k in ("kernel", "bias")}
         return {**self.transformer.original_name_map(include_mask_emb=False), **head}
+
+    def hf_head_names(self):
+        """Hugging Face ``XLNetForTokenClassification``'s ``classifier`` (weight
+        [n_tags, d_model], bias) is this head."""
+        return {"classifier": f"model/{self.head_scope}/logit"}
 
     def call(self, inputs, training=False):
         if not isinstance(inputs, dict) or "input_ids" not in inputs:
