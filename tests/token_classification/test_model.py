@@ -11,6 +11,7 @@ from xlnet_tf import XLNetConfig
 from xlnet_tf.modeling.checkpoint import load_original_checkpoint, save_original_checkpoint
 from xlnet_tf.token_classification.model import XLNetTokenClassifier
 from xlnet_tf.token_classification.task import token_loss
+from hf_test_utils import write_safetensors
 
 CONFIG = XLNetConfig(n_layer=1, d_model=16, n_head=2, d_head=8, d_inner=32, n_token=100,
                      dropout=0.0, dropatt=0.0)
@@ -61,22 +62,6 @@ def test_padding_does_not_change_real_positions():
                                                       [50, 60]))
     np.testing.assert_allclose(model(a)["logits"][0, 2:], model(b)["logits"][0, 2:],
                                rtol=1e-5, atol=1e-6)
-
-
-def write_safetensors(path, arrays):
-    """A float32 safetensors file (the format: header length, JSON header, raw data)."""
-    import json
-    import struct
-    header, blobs, offset = {}, [], 0
-    for name, a in arrays.items():
-        raw = np.ascontiguousarray(a, np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(a.shape),
-                        "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
-    text = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
 
 
 def test_hugging_face_token_classification_weights_load(tmp_path):
