@@ -8,7 +8,7 @@ import pytest
 
 from xlnet_tf import cli
 
-ENTRY_POINTS = ["run_pretrain", "run_classifier", "run_squad",
+ENTRY_POINTS = ["run_pretrain", "run_classifier", "run_squad", "run_ner",
                 "xlnet_tf.pretraining.records", "xlnet_tf.tokenization.train_spm",
                 "xlnet_tf.squad.evaluate", "xlnet_tf.serving.__main__"]
 

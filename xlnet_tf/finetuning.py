@@ -21,7 +21,9 @@ The order of a fine-tuning script:
 Fine-tuning models run with :func:`finetune_config` (the original's fine-tuning RunConfig
 copies neither the memory nor ``bi_data``).
 """
+import dataclasses
 import os
+from typing import Optional
 
 SPIECE_MODEL = "spiece.model"
 XLNET_CONFIG = "xlnet_config.json"
@@ -87,6 +89,91 @@ def resolve_model(run):
     config = build_config(config_path, run.size, run.run_options, tokenizer.vocab_size,
                           spiece)
     return spiece, tokenizer, config
+
+
+@dataclasses.dataclass
+class FinetuneRun:
+    """The settings every fine-tuning run takes from the shared flag groups
+    (``xlnet_tf.cli.finetune_run_values``); each task package's run settings add their own
+    fields to these."""
+    output_dir: str
+    cache_dir: Optional[str] = None
+    overwrite_data: bool = False
+    max_seq_length: int = 128
+    spiece_model: Optional[str] = None
+    uncased: bool = False
+    model_config: Optional[str] = None
+    size: dict = dataclasses.field(default_factory=dict)      # SIZE_FLAGS
+    size_given: bool = False
+    run_options: dict = dataclasses.field(default_factory=dict)
+    init_checkpoint: Optional[str] = None
+    do_train: bool = False
+    num_train_epochs: Optional[float] = None
+    shuffle_buffer: int = 2048
+    export_dir: Optional[str] = None
+    export_version: Optional[int] = None
+    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
+    num_cpus: Optional[int] = None
+
+
+def open_run(run, train_config):
+    """The first steps of every fine-tuning run (a task package's run settings): the CPU
+    devices, then the vocabulary and model (:func:`resolve_model`), and for training the
+    memory check (:func:`check_memory`).  Returns (spiece_model path, Tokenizer,
+    XLNetConfig)."""
+    from xlnet_tf.training import configure_cpu_devices
+    configure_cpu_devices(run.num_cpus)
+    spiece, tokenizer, config = resolve_model(run)
+    if run.do_train:
+        check_memory(config, train_config, run.max_seq_length)
+    return spiece, tokenizer, config
+
+
+def make_run_strategy(train_config, distribution):
+    """Precision and seed of ``train_config`` set, then the tf.distribute strategy of
+    ``distribution`` (make_strategy arguments); a strategy that cannot start raises
+    ValueError."""
+    import tensorflow as tf
+
+    from xlnet_tf import training
+    training.set_precision(train_config.precision)
+    tf.keras.utils.set_random_seed(train_config.seed)
+    try:
+        return training.make_strategy(**distribution)
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
+
+
+def training_steps(run, train_config, n, unit, num_replicas, say):
+    """``train_config`` with --num_train_epochs turned into steps over ``n`` training
+    ``unit`` (e.g. "windows"), checked against the replicas (:func:`check_train_config`);
+    unchanged without --do_train."""
+    if not run.do_train:
+        return train_config
+    if run.num_train_epochs is not None:
+        from xlnet_tf.cli import epochs_to_steps
+        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
+        say(f"--num_train_epochs={run.num_train_epochs}: {n} {unit} / batch "
+            f"{train_config.global_batch_size} -> {steps} steps")
+        train_config = dataclasses.replace(train_config, train_steps=steps)
+    check_train_config(train_config, num_replicas)
+    return train_config
+
+
+def train_task(run, task, train_config, strategy, write_files, say, what, callback=None):
+    """Fine-tune ``task`` with the shared loop (resuming from the newest checkpoint in
+    ``run.output_dir``; ``write_files()`` writes the run's settings with the first
+    checkpoint) after a line saying ``what`` is fine-tuned and how; returns the loop's
+    result (``model``, ``step``, ``history``)."""
+    from xlnet_tf import training
+    config = task.config
+    say(f"fine-tuning {what}: {train_config.train_steps} steps, batch "
+        f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), model "
+        f"{config.n_layer}x{config.d_model}, lr {train_config.learning_rate}, layer decay "
+        f"{train_config.lr_layer_decay_rate}, precision {train_config.precision}")
+    return training.train(task, train_config, strategy, init_checkpoint=run.init_checkpoint,
+                          callback=callback, dir_flag="--output_dir",
+                          on_first_checkpoint=write_files)
 
 
 def prepare_export(output_dir, spiece_model, export_dir, export_version, config_name,

@@ -13,6 +13,7 @@ from xlnet_tf.modeling import checkpoint as ckpt_lib
 from xlnet_tf.modeling.config import XLNetConfig
 from xlnet_tf.squad.model import XLNetSquadModel
 from xlnet_tf.squad.task import SquadTask, squad_loss
+from hf_test_utils import write_safetensors
 
 D = 16
 CONFIG = XLNetConfig(n_layer=2, d_model=D, n_head=2, d_head=8, d_inner=32, n_token=50,
@@ -315,22 +316,6 @@ def test_bad_inputs_are_named():
     renamed = {("segment_ids" if k == "seg_ids" else k): v for k, v in x.items()}
     with pytest.raises(ValueError, match=r"lack \['seg_ids'\]"):
         m(renamed)
-
-
-def write_safetensors(path, tensors):
-    """Minimal safetensors writer (float32): 8-byte header length, JSON header, data."""
-    import json
-    import struct
-    header, blobs, offset = {}, [], 0
-    for name, arr in tensors.items():
-        data = np.ascontiguousarray(arr, np.float32).tobytes()
-        header[name] = {"dtype": "F32", "shape": list(arr.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header).encode()
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)) + raw + b"".join(blobs))
 
 
 def test_hugging_face_question_answering_weights_load_heads_included(model, tmp_path):

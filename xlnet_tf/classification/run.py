@@ -27,39 +27,21 @@ SCRIPT = "run_classifier.py"
 
 
 @dataclasses.dataclass
-class ClassifierRun:
+class ClassifierRun(finetuning.FinetuneRun):
     """The settings of a run (the flags of run_classifier.py, as plain values)."""
-    output_dir: str
     task: Optional[str] = None
     data_dir: Optional[str] = None
     task_options: dict = dataclasses.field(default_factory=dict)
-    cache_dir: Optional[str] = None
-    overwrite_data: bool = False
     eval_split: str = "dev"
     predict_split: str = "test"
-    spiece_model: Optional[str] = None
-    uncased: bool = False
-    model_config: Optional[str] = None
-    size: dict = dataclasses.field(default_factory=dict)      # finetuning.SIZE_FLAGS
-    size_given: bool = False
-    run_options: dict = dataclasses.field(default_factory=dict)
-    init_checkpoint: Optional[str] = None
     summary_type: str = "last"
     use_summ_proj: bool = True
     cls_scope: Optional[str] = None
-    do_train: bool = False
     do_eval: bool = False
     do_predict: bool = False
-    max_seq_length: int = 128
     eval_batch_size: int = 128
-    num_train_epochs: Optional[float] = None
     eval_every: int = 0
     keep_best: bool = False
-    shuffle_buffer: int = 2048
-    export_dir: Optional[str] = None
-    export_version: Optional[int] = None
-    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
-    num_cpus: Optional[int] = None
 
 
 def is_generic(task):
@@ -119,13 +101,10 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     from xlnet_tf import training
 
     say = say or log.info
-    training.configure_cpu_devices(run.num_cpus)
     out = run.output_dir
 
     # ---- files: tokenizer, config, task reader and its files
-    spiece, tokenizer, config = finetuning.resolve_model(run)
-    if run.do_train:
-        finetuning.check_memory(config, train_config, run.max_seq_length)
+    spiece, tokenizer, config = finetuning.open_run(run, train_config)
     processor = get_task(run.task, **run.task_options)
     splits = ([("train", "train")] if run.do_train else []) + \
         ([("eval", run.eval_split)] if run.do_eval or run.eval_every else []) + \
@@ -138,12 +117,7 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     version = finetuning.check_export_dir(run.export_dir, run.export_version) \
         if run.export_dir else None
 
-    training.set_precision(train_config.precision)
-    tf.keras.utils.set_random_seed(train_config.seed)
-    try:
-        strategy = training.make_strategy(**run.distribution)
-    except RuntimeError as e:
-        raise ValueError(str(e)) from None
+    strategy = finetuning.make_run_strategy(train_config, run.distribution)
     task = ClassifierTask(config, processor, None, run.max_seq_length,
                           summary_type=run.summary_type, use_summ_proj=run.use_summ_proj,
                           cls_scope=run.cls_scope, seed=train_config.seed,
@@ -163,15 +137,9 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
                          f"pass --init_checkpoint (e.g. a fine-tuned one) or --do_train")
 
     records = build_records(run, processor, tokenizer, splits, say)
-    if run.do_train and run.num_train_epochs is not None:
-        from xlnet_tf.cli import epochs_to_steps
-        n = records["train"].manifest["counts"]["num_real"]
-        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
-        say(f"--num_train_epochs={run.num_train_epochs}: {n} examples / batch "
-            f"{train_config.global_batch_size} -> {steps} steps")
-        train_config = dataclasses.replace(train_config, train_steps=steps)
-    if run.do_train:
-        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+    train_config = finetuning.training_steps(
+        run, train_config, records["train"].manifest["counts"]["num_real"] if run.do_train
+        else 0, "examples", strategy.num_replicas_in_sync, say)
 
     step, source = 0, None
     if not run.do_train:
@@ -318,13 +286,8 @@ def train(run, task, train_config, strategy, records, evaluation, say, write_fil
         if run.keep_best:
             state["best"] = evaluation.keep_if_best(model, results, state["best"])
 
-    config = task.config
-    say(f"fine-tuning {task.processor.name}: {train_config.train_steps} steps, batch "
-        f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), model "
-        f"{config.n_layer}x{config.d_model}, precision {train_config.precision}")
-    result = training.train(task, train_config, strategy, init_checkpoint=run.init_checkpoint,
-                            callback=callback, dir_flag="--output_dir",
-                            on_first_checkpoint=write_files)
+    result = finetuning.train_task(run, task, train_config, strategy, write_files, say,
+                                   task.processor.name, callback)
     model, step, source = result["model"], result["step"], "the final weights"
     best = os.path.join(evaluation.best_dir, finetuning.FINAL_CHECKPOINT)
     if run.keep_best and os.path.exists(best + ".index"):

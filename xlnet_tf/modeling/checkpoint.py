@@ -384,12 +384,18 @@ def load_hf_checkpoint(model, path, logits_proj_name=None):
     """Load Hugging Face XLNet weights (``model.safetensors`` read without torch, or
     ``pytorch_model.bin`` when torch is installed; a file or a directory) with the same
     guarantees as load_original_checkpoint.  ``logits_proj_name``: the original name prefix
-    to map HF's ``logits_proj`` onto (e.g. ``model/classification_sst-2/logit``)."""
+    to map HF's ``logits_proj`` onto (e.g. ``model/classification_sst-2/logit``); a model
+    with ``hf_head_names()`` ({HF dense layer: original name prefix}, e.g. the tagger's
+    ``{"classifier": "model/token_classification_ner/logit"}``) gets those heads too."""
     state, path = _read_hf_state(path)
     config = model.xlnet_config
     arrays = hf_to_original(state, config.n_layer, config.untie_r)
-    if logits_proj_name and "logits_proj.weight" in state:
-        arrays[f"{logits_proj_name}/kernel"] = np.ascontiguousarray(state["logits_proj.weight"].T)
-        arrays[f"{logits_proj_name}/bias"] = state["logits_proj.bias"]
+    heads = dict(model.hf_head_names()) if hasattr(model, "hf_head_names") else {}
+    if logits_proj_name:
+        heads["logits_proj"] = logits_proj_name
+    for hf, orig in heads.items():
+        if f"{hf}.weight" in state:        # torch's [out, in]
+            arrays[f"{orig}/kernel"] = np.ascontiguousarray(state[f"{hf}.weight"].T)
+            arrays[f"{orig}/bias"] = state[f"{hf}.bias"]
     return _load_named_arrays(model, arrays.__getitem__, set(arrays),
                               f"Hugging Face weights {path!r}")

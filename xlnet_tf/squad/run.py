@@ -23,39 +23,22 @@ SCRIPT = "run_squad.py"
 
 
 @dataclasses.dataclass
-class SquadRun:
+class SquadRun(finetuning.FinetuneRun):
     """The settings of a run (the flags of run_squad.py, as plain values)."""
-    output_dir: str
     predict_dir: Optional[str] = None            # default output_dir
     train_file: Optional[str] = None
     predict_file: Optional[str] = None
     version_2_with_negative: bool = False
-    cache_dir: Optional[str] = None
-    overwrite_data: bool = False
     num_workers: Optional[int] = None
     max_seq_length: int = 512
     doc_stride: int = 128
     max_query_length: int = 64
-    spiece_model: Optional[str] = None
-    uncased: bool = False
-    model_config: Optional[str] = None
-    size: dict = dataclasses.field(default_factory=dict)      # finetuning.SIZE_FLAGS
-    size_given: bool = False
-    run_options: dict = dataclasses.field(default_factory=dict)
-    init_checkpoint: Optional[str] = None
-    do_train: bool = False
     do_predict: bool = False
     predict_batch_size: int = 32
-    num_train_epochs: Optional[float] = None
-    shuffle_buffer: int = 2048
     n_best_size: int = 5
     start_n_top: int = 5
     end_n_top: int = 5
     max_answer_length: int = 64
-    export_dir: Optional[str] = None
-    export_version: Optional[int] = None
-    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
-    num_cpus: Optional[int] = None
 
 
 def export(model, export_dir, spiece_model, cfg, version, say):
@@ -130,19 +113,14 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     steps of that many epochs over the training windows.  Returns the evaluation results
     (or None when nothing was scored).
     """
-    import tensorflow as tf
-
     from xlnet_tf.squad.task import SquadTask, squad_identity
     from xlnet_tf import training
 
     say = say or log.info
-    training.configure_cpu_devices(run.num_cpus)
     out = run.output_dir
 
     # ---- tokenizer, model config, the input files: read before anything is written
-    spiece, tokenizer, config = finetuning.resolve_model(run)
-    if run.do_train:
-        finetuning.check_memory(config, train_config, run.max_seq_length)
+    spiece, tokenizer, config = finetuning.open_run(run, train_config)
     files = ([("train", run.train_file)] if run.do_train else []) + \
         ([("predict", run.predict_file)] if run.do_predict else [])
     for kind, path in files:
@@ -154,27 +132,16 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     training.check_output_dir(out, identity, SQUAD_CONFIG)
     version = finetuning.check_export_dir(run.export_dir, run.export_version) if run.export_dir else None
 
-    training.set_precision(train_config.precision)
-    tf.keras.utils.set_random_seed(train_config.seed)
-    try:
-        strategy = training.make_strategy(**run.distribution)
-    except RuntimeError as e:
-        raise ValueError(str(e)) from None
+    strategy = finetuning.make_run_strategy(train_config, run.distribution)
     task = SquadTask(config, None, run.max_seq_length, start_n_top=run.start_n_top,
                      end_n_top=run.end_n_top, seed=train_config.seed,
                      shuffle_buffer=run.shuffle_buffer)
     model = check_weights(run, task, say)
 
     caches = build_features(run, spiece, files, train_config.seed, say)
-    if run.do_train and run.num_train_epochs is not None:
-        from xlnet_tf.cli import epochs_to_steps
-        n = caches["train"].num_features
-        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
-        say(f"--num_train_epochs={run.num_train_epochs}: {n} windows / batch "
-            f"{train_config.global_batch_size} -> {steps} steps")
-        train_config = dataclasses.replace(train_config, train_steps=steps)
-    if run.do_train:
-        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+    train_config = finetuning.training_steps(
+        run, train_config, caches["train"].num_features if run.do_train else 0, "windows",
+        strategy.num_replicas_in_sync, say)
 
     step, source = 0, run.init_checkpoint
     if not run.do_train and model is None:
@@ -199,13 +166,8 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
 
     if run.do_train:
         task.train_record = caches["train"].record_path
-        say(f"fine-tuning on SQuAD: {train_config.train_steps} steps, batch "
-            f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), "
-            f"model {config.n_layer}x{config.d_model}, lr {train_config.learning_rate}, layer "
-            f"decay {train_config.lr_layer_decay_rate}, precision {train_config.precision}")
-        result = training.train(task, train_config, strategy,
-                                init_checkpoint=run.init_checkpoint, dir_flag="--output_dir",
-                                on_first_checkpoint=write_files)
+        result = finetuning.train_task(run, task, train_config, strategy, write_files, say,
+                                       "on SQuAD")
         model, step, source = result["model"], result["step"], "the final weights"
         hist = result["history"]
         if hist:
