@@ -106,5 +106,10 @@ def main(F):
                                    fine_tune=fine_tune_tagger)
 
 
-if __name__ == "__main__":
+def entry():
+    """The console command (pyproject.toml's [project.scripts])."""
     cli.main_entry(define_flags, main, doc=__doc__, interrupt_hint=cli.RESUME_HINT)
+
+
+if __name__ == "__main__":
+    entry()
