@@ -222,13 +222,13 @@ class RaceReader(Reader):
         if not isinstance(obj, dict):
             raise ValueError(f"{where}: a RACE passage is a JSON object, got "
                              f"{type(obj).__name__}")
+        pid = str(obj.get("id") or default_id)
         for key, kind in (("article", str), ("questions", list), ("options", list)):
             if not isinstance(obj.get(key), kind):
-                raise ValueError(f"{where}: a RACE passage needs {key!r} "
+                raise ValueError(f"{where} (id {pid}): a RACE passage needs {key!r} "
                                  f"({kind.__name__}); it has {type(obj.get(key)).__name__}")
         questions, options = obj["questions"], obj["options"]
         answers = obj.get("answers")
-        pid = str(obj.get("id") or default_id)
         if len(options) != len(questions):
             raise ValueError(f"{where} (id {pid}): {len(questions)} questions but "
                              f"{len(options)} option lists; every question needs its options")
