@@ -148,7 +148,9 @@ class Reader:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         examples = []
         for path in self.source_files(data_dir, split):
-            examples.extend(self.read_source(path, split))
+            part = self.read_source(path, split)
+            check_same_count(part, repr(path))
+            examples.extend(part)
         check_same_count(examples, f"{self.name} {split} split in {data_dir!r}")
         return examples
 
@@ -323,7 +325,9 @@ class MCTestReader(Reader):
         out = []
         for path in self.source_files(data_dir, split):
             if path.endswith(".tsv"):
-                out.extend(self.read_source(path, split))
+                part = self.read_source(path, split)
+                check_same_count(part, repr(path))
+                out.extend(part)
         check_same_count(out, f"mctest {split} split in {data_dir!r}")
         return out
 
