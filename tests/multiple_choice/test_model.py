@@ -7,6 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 import numpy_reference as ref
+from checkpoint_test_utils import write_original_checkpoint
 from xlnet_tf.modeling import checkpoint as ckpt_lib
 from xlnet_tf.modeling.config import XLNetConfig
 from xlnet_tf.multiple_choice import XLNetMultipleChoice, choice_loss
@@ -62,13 +63,6 @@ def numpy_race_head(weights, inputs, labels):
     z = logits - logits.max(-1, keepdims=True)
     logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
     return logits, -logp[np.arange(B), labels].mean()
-
-
-def write_original_checkpoint(weights, prefix):
-    names = sorted(weights)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(weights[n].astype(np.float32)) for n in names])
-    return prefix
 
 
 def test_head_parity_with_the_original_arithmetic(tmp_path):

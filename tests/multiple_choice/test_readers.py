@@ -3,7 +3,6 @@ the RACE folder layout equal to its JSON-lines export, the generic CSV / JSON-li
 with any number of options, and the refusals of bad files naming the file and question."""
 import collections
 import json
-import os
 
 import pytest
 

@@ -27,39 +27,13 @@ SCRIPT = "run_classifier.py"
 
 
 @dataclasses.dataclass
-class ClassifierRun:
+class ClassifierRun(finetuning.SummaryTaskRun):
     """The settings of a run (the flags of run_classifier.py, as plain values)."""
-    output_dir: str
-    task: Optional[str] = None
-    data_dir: Optional[str] = None
-    task_options: dict = dataclasses.field(default_factory=dict)
-    cache_dir: Optional[str] = None
-    overwrite_data: bool = False
-    eval_split: str = "dev"
-    predict_split: str = "test"
-    spiece_model: Optional[str] = None
-    uncased: bool = False
-    model_config: Optional[str] = None
-    size: dict = dataclasses.field(default_factory=dict)      # finetuning.SIZE_FLAGS
-    size_given: bool = False
-    run_options: dict = dataclasses.field(default_factory=dict)
-    init_checkpoint: Optional[str] = None
-    summary_type: str = "last"
-    use_summ_proj: bool = True
     cls_scope: Optional[str] = None
-    do_train: bool = False
-    do_eval: bool = False
-    do_predict: bool = False
     max_seq_length: int = 128
     eval_batch_size: int = 128
-    num_train_epochs: Optional[float] = None
     eval_every: int = 0
     keep_best: bool = False
-    shuffle_buffer: int = 2048
-    export_dir: Optional[str] = None
-    export_version: Optional[int] = None
-    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
-    num_cpus: Optional[int] = None
 
 
 def is_generic(task):
@@ -113,8 +87,6 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     steps of that many epochs over the training examples.  Returns the evaluation results
     (or None without --do_eval).
     """
-    import tensorflow as tf
-
     from xlnet_tf.classification.task import ClassifierTask, classifier_identity
     from xlnet_tf import training
 
@@ -138,40 +110,22 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     version = finetuning.check_export_dir(run.export_dir, run.export_version) \
         if run.export_dir else None
 
-    training.set_precision(train_config.precision)
-    tf.keras.utils.set_random_seed(train_config.seed)
-    try:
-        strategy = training.make_strategy(**run.distribution)
-    except RuntimeError as e:
-        raise ValueError(str(e)) from None
+    strategy = finetuning.make_strategy(train_config, run.distribution)
     task = ClassifierTask(config, processor, None, run.max_seq_length,
                           summary_type=run.summary_type, use_summ_proj=run.use_summ_proj,
                           cls_scope=run.cls_scope, seed=train_config.seed,
                           shuffle_buffer=run.shuffle_buffer)
 
     # ---- the init checkpoint must fit the model: checked before anything is written
-    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
-    model = None
-    if run.init_checkpoint and not has_ckpt:
-        probe = task.build_model()
-        result = finetuning.check_init_checkpoint(probe, run.init_checkpoint)
-        say(f"--init_checkpoint fits the model: {result}")
-        model = None if run.do_train else probe
-    elif not run.do_train and not has_ckpt and not os.path.exists(
-            os.path.join(out, finetuning.FINAL_CHECKPOINT + ".index")):
-        raise ValueError(f"nothing to evaluate: --output_dir {out!r} holds no checkpoint; "
-                         f"pass --init_checkpoint (e.g. a fine-tuned one) or --do_train")
+    model = finetuning.check_start_weights(run, task.build_model, say, head="classification head",
+                                           action="evaluate")
 
     records = build_records(run, processor, tokenizer, splits, say)
-    if run.do_train and run.num_train_epochs is not None:
-        from xlnet_tf.cli import epochs_to_steps
-        n = records["train"].manifest["counts"]["num_real"]
-        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
-        say(f"--num_train_epochs={run.num_train_epochs}: {n} examples / batch "
-            f"{train_config.global_batch_size} -> {steps} steps")
-        train_config = dataclasses.replace(train_config, train_steps=steps)
     if run.do_train:
-        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+        train_config = finetuning.training_steps(
+            train_config, run.num_train_epochs,
+            lambda: records["train"].manifest["counts"]["num_real"], "examples",
+            strategy.num_replicas_in_sync, say)
 
     step, source = 0, None
     if not run.do_train:

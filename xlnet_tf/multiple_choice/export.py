@@ -16,12 +16,13 @@ Signatures (method name ``tensorflow/serving/predict``):
 Written by ``xlnet_tf.serving.write_archive`` (numbered version folder, atomic) with the
 SentencePiece model as an asset and ``assets.extra/export_info.json``.
 """
-import keras
+import functools
+
 import tensorflow as tf
 
 from xlnet_tf.multiple_choice.features import pack_choices_tf, qa_text_tf
 from xlnet_tf.multiple_choice.readers import MAX_CHOICES, letter
-from xlnet_tf.serving import EXPORT_INFO_NAME, SPIECE_ASSET_NAME, check_export_dir, write_archive
+from xlnet_tf.serving import export_with_spiece, text_and_ids_archive
 from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
 
 
@@ -57,37 +58,20 @@ def build_mc_archive(model, spiece_model, *, max_seq_length, max_qa_length, unca
         shape = tf.stack([b, c, T])
         return run(tf.reshape(ids, shape), tf.reshape(segs, shape), tf.reshape(mask, shape))
 
-    def predict_ids(input_ids, seg_ids, input_mask):
-        return run(tf.cast(input_ids, tf.int32), tf.cast(seg_ids, tf.int32),
-                   tf.cast(input_mask, tf.float32))
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(tokenizer)
-    archive.add_endpoint("serving_default", serve_text, input_signature=[
-        tf.TensorSpec([None], tf.string, name="article"),
-        tf.TensorSpec([None], tf.string, name="question"),
-        tf.TensorSpec([None, None], tf.string, name="options")])
-    archive.add_endpoint("predict_ids", predict_ids, input_signature=[
-        tf.TensorSpec([None, None, T], tf.int32, name="input_ids"),
-        tf.TensorSpec([None, None, T], tf.int32, name="seg_ids"),
-        tf.TensorSpec([None, None, T], tf.float32, name="input_mask")])
-    return archive
+    text_spec = [tf.TensorSpec([None], tf.string, name="article"),
+                 tf.TensorSpec([None], tf.string, name="question"),
+                 tf.TensorSpec([None, None], tf.string, name="options")]
+    return text_and_ids_archive(model, tokenizer, serve_text, text_spec, run, [None, None, T])
 
 
 def export_multiple_choice(model, export_dir, spiece_model, *, max_seq_length, max_qa_length,
                            uncased=False, version=None, info=None):
     """Write ``export_dir/<version>/`` (default the next free number); returns its path."""
-    with open(spiece_model, "rb") as f:
-        spm_bytes = f.read()
-    version = check_export_dir(export_dir, version)
-    archive = build_mc_archive(model, spm_bytes, max_seq_length=max_seq_length,
-                               max_qa_length=max_qa_length, uncased=uncased)
     export_info = {"task": "multiple_choice", "max_seq_length": int(max_seq_length),
                    "max_qa_length": int(max_qa_length), "uncased": bool(uncased),
                    "inputs": ["article", "question", "options"],
                    "outputs": ["probabilities", "logits", "answer_index", "answer"],
                    "xlnet_config": model.xlnet_config.checkpoint_dict(), **(info or {})}
-    return write_archive(archive, export_dir, version,
-                         assets={"spiece_model": (SPIECE_ASSET_NAME, spm_bytes)},
-                         extra_files={EXPORT_INFO_NAME: export_info})
+    build = functools.partial(build_mc_archive, model, max_seq_length=max_seq_length,
+                              max_qa_length=max_qa_length, uncased=uncased)
+    return export_with_spiece(export_dir, version, spiece_model, build, export_info)

@@ -21,17 +21,16 @@ so ``load_original_checkpoint`` / ``--init_checkpoint`` read such a checkpoint a
 import keras
 import tensorflow as tf
 
-from xlnet_tf.classification.model import MODEL_INPUT_KEYS, SequenceSummary
-from xlnet_tf.finetuning import finetune_config
-from xlnet_tf.modeling.layers import initializer
-from xlnet_tf.modeling.model import XLNetModel, model_from_config
+from xlnet_tf.classification.model import MODEL_INPUT_KEYS, XLNetClassifier
 
 HEAD_SCOPE = "logits/dense"
 
 
 @keras.saving.register_keras_serializable(package="xlnet_tf")
-class XLNetMultipleChoice(keras.Model):
-    """XLNet backbone + sequence summary + one score per option.
+class XLNetMultipleChoice(XLNetClassifier):
+    """XLNet backbone + sequence summary + one score per option: the classifier's stack
+    with a one-unit logit layer, run on the ``B*C`` option sequences and named as the
+    original's RACE head.
 
     Args:
       config: ``XLNetConfig`` (or its dict); fine-tuning run options are forced (no memory,
@@ -46,49 +45,28 @@ class XLNetMultipleChoice(keras.Model):
 
     def __init__(self, config, summary_type="last", use_summ_proj=True, **kwargs):
         kwargs.setdefault("name", "xlnet_multiple_choice")
-        super().__init__(**kwargs)
-        config = finetune_config(config)
-        self.xlnet_config = config
-        self.summary_type, self.use_summ_proj = summary_type, bool(use_summ_proj)
-        init, dtype = initializer(config), self.dtype_policy
-        self.transformer = XLNetModel(config, name="transformer", dtype=dtype)
-        # the original fine-tuning graph has no mask_emb (pretraining query stream only)
-        self.transformer.mask_emb.trainable = False
-        self.sequence_summary = SequenceSummary(
-            config.d_model, config.n_head, config.d_head, summary_type, use_summ_proj,
-            config.dropout, config.dropatt, init, name="sequnece_summary", dtype=dtype)
-        self.sequence_summary.build()
-        self.logit = keras.layers.Dense(1, kernel_initializer=init, name="logits_dense",
-                                        dtype=dtype)
-        self.logit.build((None, config.d_model))
-        self.built = True
+        # one score per sequence: the classifier's one-output (regression-shaped) logit
+        super().__init__(config, n_class=1, task_name="race", is_regression=True,
+                         summary_type=summary_type, use_summ_proj=use_summ_proj, **kwargs)
 
     def get_config(self):
         return {"name": self.name, "config": self.xlnet_config.to_dict(),
                 "summary_type": self.summary_type, "use_summ_proj": self.use_summ_proj,
                 "dtype": self.dtype_policy.name}
 
-    @classmethod
-    def from_config(cls, cfg):
-        return model_from_config(cls, cfg)
-
     def original_name_map(self):
         """{original TF1 name: variable} (see module docstring)."""
-        names = self.transformer.original_name_map(include_mask_emb=False)
-        names.update(self.sequence_summary.original_name_map())
+        names = {n: v for n, v in super().original_name_map().items()
+                 if not n.startswith(f"model/{self.head_scope}/")}
         names[f"{HEAD_SCOPE}/kernel"] = self.logit.kernel
         names[f"{HEAD_SCOPE}/bias"] = self.logit.bias
         return names
 
     def call(self, inputs, training=False):
         if not isinstance(inputs, dict) or "input_ids" not in inputs:
-            raise ValueError(f"XLNetMultipleChoice takes a dict with keys {MODEL_INPUT_KEYS}")
-        ids = inputs["input_ids"]                                            # [B, C, T]
-        shape = tf.shape(ids)
+            return super().call(inputs, training=training)     # the classifier's error
+        shape = tf.shape(inputs["input_ids"])                                # [B, C, T]
         flat = {k: tf.reshape(inputs[k], [-1, shape[2]]) for k in MODEL_INPUT_KEYS
                 if inputs.get(k) is not None}                                # [B*C, T]
-        hidden = self.transformer(flat, training=training)["hidden"]        # [B*C, T, d]
-        summary = self.sequence_summary(hidden, flat.get("input_mask"),
-                                        training=training)                   # [B*C, d]
-        scores = tf.cast(self.logit(summary), tf.float32)                    # [B*C, 1]
+        scores = super().call(flat, training=training)["logits"]            # [B*C, 1]
         return {"logits": tf.reshape(scores, shape[:2])}                     # [B, C]

@@ -147,12 +147,16 @@ class Reader:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
         examples = []
-        for path in self.source_files(data_dir, split):
+        for path in self.read_files(data_dir, split):
             part = self.read_source(path, split)
             check_same_count(part, repr(path))
             examples.extend(part)
         check_same_count(examples, f"{self.name} {split} split in {data_dir!r}")
         return examples
+
+    def read_files(self, data_dir, split):
+        """The files (or folders) :meth:`read_source` reads, one after another."""
+        return self.source_files(data_dir, split)
 
     def read_source(self, path, split):
         raise NotImplementedError
@@ -319,17 +323,9 @@ class MCTestReader(Reader):
                 files.append(path[:-4] + ".ans")
         return files
 
-    def get_examples(self, data_dir, split):
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-        out = []
-        for path in self.source_files(data_dir, split):
-            if path.endswith(".tsv"):
-                part = self.read_source(path, split)
-                check_same_count(part, repr(path))
-                out.extend(part)
-        check_same_count(out, f"mctest {split} split in {data_dir!r}")
-        return out
+    def read_files(self, data_dir, split):
+        # each .ans file is read with its .tsv file
+        return [p for p in self.source_files(data_dir, split) if p.endswith(".tsv")]
 
     def read_source(self, path, split):
         level = os.path.basename(path).split(".")[0]
@@ -484,7 +480,7 @@ def get_reader(task, *, high_only=False, middle_only=False, **generic):
         raise ValueError(f"{', '.join('--' + k for k in sorted(given))} only apply to "
                          f"--task=generic, not --task={name}")
     if (high_only or middle_only) and name != "race":
-        raise ValueError(f"--high_only/--middle_only only apply to --task=race")
+        raise ValueError("--high_only/--middle_only only apply to --task=race")
     if high_only and middle_only:
         raise ValueError("give --high_only or --middle_only, not both")
     if name == "race":

@@ -16,9 +16,9 @@ import numpy as np
 import tensorflow as tf
 
 from xlnet_tf.classification.records import (MANIFEST_SUFFIX, _file_fingerprint, read_manifest,
-                                             tokenizer_settings)
+                                             reusable_manifest, tokenizer_settings)
 from xlnet_tf.finetuning import check_writable_dir
-from xlnet_tf.io import atomic_output, read_json, write_json_atomic
+from xlnet_tf.io import atomic_output, write_json_atomic
 from xlnet_tf.multiple_choice.features import check_lengths, convert_example
 
 log = logging.getLogger("xlnet_tf")
@@ -39,6 +39,12 @@ class RecordPlan(NamedTuple):
     settings: dict
     manifest: Optional[dict]
     examples: Optional[list]
+
+    @property
+    def num_questions(self):
+        if self.manifest is not None:
+            return self.manifest["counts"]["num_real"]
+        return len(self.examples)
 
     @property
     def num_choices(self):
@@ -81,14 +87,9 @@ def plan_mc_records(reader, data_dir, split, tokenizer, max_seq_length, max_qa_l
     path = os.path.join(cache_dir, f"{reader.name}.sp-{tok['spm_sha256'][:12]}.len-"
                                    f"{int(max_seq_length)}.qa-{int(max_qa_length)}.{split}."
                                    f"{kind}.tf_record")
-    manifest_path = path + MANIFEST_SUFFIX
-    if not overwrite_data and os.path.exists(path) and os.path.exists(manifest_path):
-        try:
-            old = read_json(manifest_path, what="record manifest")
-        except (OSError, ValueError):
-            old = None
-        if old is not None and old.get("settings") == settings:
-            return RecordPlan(path, settings, old, None)
+    old = reusable_manifest(path, settings, overwrite_data)
+    if old is not None:
+        return RecordPlan(path, settings, old, None)
     examples = reader.get_examples(data_dir, split)
     if not examples:
         raise ValueError(f"the {split} split of --data_dir {data_dir!r} has no questions")

@@ -24,37 +24,12 @@ SCRIPT = "run_race.py"
 
 
 @dataclasses.dataclass
-class MultipleChoiceRun:
+class MultipleChoiceRun(finetuning.SummaryTaskRun):
     """The settings of a run (the flags of run_race.py, as plain values)."""
-    output_dir: str
     task: str = "race"
-    data_dir: Optional[str] = None
-    task_options: dict = dataclasses.field(default_factory=dict)
-    cache_dir: Optional[str] = None
-    overwrite_data: bool = False
-    eval_split: str = "dev"
-    predict_split: str = "test"
-    spiece_model: Optional[str] = None
-    uncased: bool = False
-    model_config: Optional[str] = None
-    size: dict = dataclasses.field(default_factory=dict)      # finetuning.SIZE_FLAGS
-    size_given: bool = False
-    run_options: dict = dataclasses.field(default_factory=dict)
-    init_checkpoint: Optional[str] = None
-    summary_type: str = "last"
-    use_summ_proj: bool = True
-    do_train: bool = False
-    do_eval: bool = False
-    do_predict: bool = False
     max_seq_length: int = 512
     max_qa_length: int = 128
     eval_batch_size: int = 32
-    num_train_epochs: Optional[float] = None
-    shuffle_buffer: int = 2048
-    export_dir: Optional[str] = None
-    export_version: Optional[int] = None
-    distribution: dict = dataclasses.field(default_factory=dict)
-    num_cpus: Optional[int] = None
 
 
 def export(model, export_dir, spiece_model, cfg, version, say):
@@ -93,8 +68,6 @@ def fine_tune_multiple_choice(run: MultipleChoiceRun, train_config,
                               say: Optional[Callable[[str], None]] = None):
     """--do_train / --do_eval / --do_predict (and --export_dir) in ``run.output_dir``.
     Returns the evaluation results (or None without --do_eval)."""
-    import tensorflow as tf
-
     from xlnet_tf import training
     from xlnet_tf.multiple_choice.task import MultipleChoiceTask
 
@@ -125,35 +98,15 @@ def fine_tune_multiple_choice(run: MultipleChoiceRun, train_config,
                               shuffle_buffer=run.shuffle_buffer)
     training.check_output_dir(out, task.identity, MC_CONFIG)
 
-    training.set_precision(train_config.precision)
-    tf.keras.utils.set_random_seed(train_config.seed)
-    try:
-        strategy = training.make_strategy(**run.distribution)
-    except RuntimeError as e:
-        raise ValueError(str(e)) from None
+    strategy = finetuning.make_strategy(train_config, run.distribution)
 
-    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
-    model = None
-    if run.init_checkpoint and not has_ckpt:
-        probe = task.build_model()
-        result = finetuning.check_init_checkpoint(probe, run.init_checkpoint)
-        say(f"--init_checkpoint fits the model: {result}")
-        model = None if run.do_train else probe
-    elif not run.do_train and not has_ckpt and not os.path.exists(
-            os.path.join(out, finetuning.FINAL_CHECKPOINT + ".index")):
-        raise ValueError(f"nothing to evaluate: --output_dir {out!r} holds no checkpoint; "
-                         f"pass --init_checkpoint (e.g. a fine-tuned one) or --do_train")
-    if run.do_train and run.num_train_epochs is not None:
-        from xlnet_tf.cli import epochs_to_steps
-        plan = plans["train"]
-        n = plan.manifest["counts"]["num_real"] if plan.examples is None else \
-            len(plan.examples)
-        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
-        say(f"--num_train_epochs={run.num_train_epochs}: {n} questions / batch "
-            f"{train_config.global_batch_size} -> {steps} steps")
-        train_config = dataclasses.replace(train_config, train_steps=steps)
+    model = finetuning.check_start_weights(run, task.build_model, say,
+                                           head="multiple-choice head (logits/dense)",
+                                           action="evaluate")
     if run.do_train:
-        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+        train_config = finetuning.training_steps(
+            train_config, run.num_train_epochs, lambda: plans["train"].num_questions,
+            "questions", strategy.num_replicas_in_sync, say)
 
     step, source = 0, None
     if not run.do_train:

@@ -23,39 +23,23 @@ SCRIPT = "run_squad.py"
 
 
 @dataclasses.dataclass
-class SquadRun:
+class SquadRun(finetuning.FinetuneRun):
     """The settings of a run (the flags of run_squad.py, as plain values)."""
-    output_dir: str
     predict_dir: Optional[str] = None            # default output_dir
     train_file: Optional[str] = None
     predict_file: Optional[str] = None
     version_2_with_negative: bool = False
-    cache_dir: Optional[str] = None
-    overwrite_data: bool = False
     num_workers: Optional[int] = None
     max_seq_length: int = 512
     doc_stride: int = 128
     max_query_length: int = 64
-    spiece_model: Optional[str] = None
-    uncased: bool = False
-    model_config: Optional[str] = None
-    size: dict = dataclasses.field(default_factory=dict)      # finetuning.SIZE_FLAGS
-    size_given: bool = False
-    run_options: dict = dataclasses.field(default_factory=dict)
-    init_checkpoint: Optional[str] = None
     do_train: bool = False
     do_predict: bool = False
     predict_batch_size: int = 32
-    num_train_epochs: Optional[float] = None
-    shuffle_buffer: int = 2048
     n_best_size: int = 5
     start_n_top: int = 5
     end_n_top: int = 5
     max_answer_length: int = 64
-    export_dir: Optional[str] = None
-    export_version: Optional[int] = None
-    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
-    num_cpus: Optional[int] = None
 
 
 def export(model, export_dir, spiece_model, cfg, version, say):
@@ -130,8 +114,6 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     steps of that many epochs over the training windows.  Returns the evaluation results
     (or None when nothing was scored).
     """
-    import tensorflow as tf
-
     from xlnet_tf.squad.task import SquadTask, squad_identity
     from xlnet_tf import training
 
@@ -154,27 +136,18 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     training.check_output_dir(out, identity, SQUAD_CONFIG)
     version = finetuning.check_export_dir(run.export_dir, run.export_version) if run.export_dir else None
 
-    training.set_precision(train_config.precision)
-    tf.keras.utils.set_random_seed(train_config.seed)
-    try:
-        strategy = training.make_strategy(**run.distribution)
-    except RuntimeError as e:
-        raise ValueError(str(e)) from None
+    strategy = finetuning.make_strategy(train_config, run.distribution)
     task = SquadTask(config, None, run.max_seq_length, start_n_top=run.start_n_top,
                      end_n_top=run.end_n_top, seed=train_config.seed,
                      shuffle_buffer=run.shuffle_buffer)
-    model = check_weights(run, task, say)
+    model = finetuning.check_start_weights(run, task.build_model, say, head="SQuAD heads",
+                                           fine_tuned="a SQuAD fine-tuned one")
 
     caches = build_features(run, spiece, files, train_config.seed, say)
-    if run.do_train and run.num_train_epochs is not None:
-        from xlnet_tf.cli import epochs_to_steps
-        n = caches["train"].num_features
-        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
-        say(f"--num_train_epochs={run.num_train_epochs}: {n} windows / batch "
-            f"{train_config.global_batch_size} -> {steps} steps")
-        train_config = dataclasses.replace(train_config, train_steps=steps)
     if run.do_train:
-        finetuning.check_train_config(train_config, strategy.num_replicas_in_sync)
+        train_config = finetuning.training_steps(
+            train_config, run.num_train_epochs, lambda: caches["train"].num_features,
+            "windows", strategy.num_replicas_in_sync, say)
 
     step, source = 0, run.init_checkpoint
     if not run.do_train and model is None:
@@ -220,33 +193,6 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
             training.copy_for_export(model, task.build_model)
         export(export_model, run.export_dir, spiece, cfg, version, say)
     return results
-
-
-def check_weights(run, task, say):
-    """The weights of a run that does not start from its own checkpoint, checked before any
-    write: ``--init_checkpoint`` must fit the model.  Returns the model to predict with when
-    that is the --init_checkpoint one, else None."""
-    import tensorflow as tf
-    out = run.output_dir
-    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
-    has_final = os.path.exists(os.path.join(out, finetuning.FINAL_CHECKPOINT + ".index"))
-    if run.init_checkpoint and not has_ckpt:
-        probe = task.build_model()
-        result = finetuning.check_init_checkpoint(probe, run.init_checkpoint)
-        say(f"--init_checkpoint fits the model: {result}")
-        if not run.do_train and getattr(result, "missing", None):
-            say(f"WARNING: --init_checkpoint {run.init_checkpoint!r} has no SQuAD heads "
-                f"({len(result.missing)} variables such as {result.missing[0]} keep random "
-                f"values): predictions are meaningless unless it was fine-tuned on SQuAD")
-        return probe if not run.do_train and not has_final else None
-    if run.init_checkpoint and not run.do_train:
-        say(f"WARNING: --output_dir {out!r} holds a fine-tuned checkpoint; predicting with "
-            f"it, not with --init_checkpoint {run.init_checkpoint!r} (use another "
-            f"--output_dir to predict with that one)")
-    elif not run.do_train and not has_ckpt and not has_final:
-        raise ValueError(f"nothing to predict with: --output_dir {out!r} holds no checkpoint; "
-                         f"pass --init_checkpoint (a SQuAD fine-tuned one) or --do_train")
-    return None
 
 
 def build_features(run, spiece, files, seed, say):
