@@ -95,11 +95,7 @@ def define_flags(fv):
 
 def check_flags(F):
     """Checks that need nothing but the flags."""
-    if not F.output_dir:
-        cli.fail("--output_dir is required")
-    actions = F.do_train or F.do_eval or F.do_predict
-    if not actions and not F.export_dir:
-        cli.fail("nothing to do: pass --do_train, --do_eval, --do_predict and/or --export_dir")
+    actions = cli.check_actions(F, ("do_train", "do_eval", "do_predict"))
     if actions and not F.task:
         cli.fail("--task is required (e.g. --task=sst-2; --task=generic for any CSV/TSV)")
     if actions and not F.data_dir:

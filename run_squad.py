@@ -79,10 +79,7 @@ def define_flags(fv):
 
 def check_flags(F):
     """Checks that need nothing but the flags."""
-    if not F.output_dir:
-        cli.fail("--output_dir is required")
-    if not (F.do_train or F.do_predict or F.export_dir):
-        cli.fail("nothing to do: pass --do_train, --do_predict and/or --export_dir")
+    cli.check_actions(F, ("do_train", "do_predict"))
     if F.do_train and not F.train_file:
         cli.fail("--do_train needs --train_file (a SQuAD v1.1 or v2.0 JSON file)")
     if F.do_predict and not F.predict_file:

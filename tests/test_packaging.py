@@ -10,7 +10,7 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COMMANDS = ("xlnet-pretrain", "xlnet-classify", "xlnet-squad", "xlnet-ner", "xlnet-records",
+COMMANDS = ("xlnet-pretrain", "xlnet-classify", "xlnet-squad", "xlnet-ner", "xlnet-race", "xlnet-records",
             "xlnet-train-spm", "xlnet-squad-eval", "xlnet-serving", "xlnet-transfer", "xlnet-extract-features")
 
 

@@ -248,6 +248,18 @@ def finetune_run_values(F):
         num_cpus=F.num_cpus)
 
 
+def check_actions(F, actions):
+    """A fine-tuning script's first check: --output_dir is given, and at least one of the
+    ``actions`` flags (e.g. ``("do_train", "do_predict")``) or --export_dir.  Returns
+    whether an action flag was given (else the run only exports)."""
+    if not F.output_dir:
+        fail("--output_dir is required")
+    given = any(F[name].value for name in actions)
+    if not given and not F.export_dir:
+        fail(f"nothing to do: pass {', '.join('--' + a for a in actions)} and/or --export_dir")
+    return given
+
+
 def check_finetune_flags(F, positive=()):
     """The checks a fine-tuning script's shared flags need (no TensorFlow): the training
     flags (:func:`xlnet_tf.finetuning.check_training_flags`), ``positive`` flag names that

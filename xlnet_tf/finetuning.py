@@ -32,6 +32,46 @@ FINAL_CHECKPOINT = "xlnet_model.ckpt"
 SIZE_FLAGS = ("n_layer", "d_model", "n_head", "d_head", "d_inner", "ff_activation", "untie_r")
 
 
+@dataclasses.dataclass
+class FinetuneRun:
+    """The settings every fine-tuning run has (the shared flag groups, as plain values:
+    :func:`xlnet_tf.cli.finetune_run_values`); a task package's run settings add their own
+    fields to these."""
+    output_dir: str
+    cache_dir: Optional[str] = None
+    overwrite_data: bool = False
+    max_seq_length: int = 128
+    spiece_model: Optional[str] = None
+    uncased: bool = False
+    model_config: Optional[str] = None
+    size: dict = dataclasses.field(default_factory=dict)      # SIZE_FLAGS
+    size_given: bool = False
+    run_options: dict = dataclasses.field(default_factory=dict)
+    init_checkpoint: Optional[str] = None
+    do_train: bool = False
+    num_train_epochs: Optional[float] = None
+    shuffle_buffer: int = 2048
+    export_dir: Optional[str] = None
+    export_version: Optional[int] = None
+    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
+    num_cpus: Optional[int] = None
+
+
+@dataclasses.dataclass
+class SummaryTaskRun(FinetuneRun):
+    """A run over a data set read by a task reader, with the sequence-summary head
+    (run_classifier.py, run_race.py): the data, the splits and the actions."""
+    task: Optional[str] = None
+    data_dir: Optional[str] = None
+    task_options: dict = dataclasses.field(default_factory=dict)
+    eval_split: str = "dev"
+    predict_split: str = "test"
+    summary_type: str = "last"
+    use_summ_proj: bool = True
+    do_eval: bool = False
+    do_predict: bool = False
+
+
 # ---------------------------------------------------------------------------- folders
 def is_writable_dir(path):
     """True for an existing folder this process may write AND whose mode bits allow writing:
@@ -91,31 +131,6 @@ def resolve_model(run):
     return spiece, tokenizer, config
 
 
-@dataclasses.dataclass
-class FinetuneRun:
-    """The settings every fine-tuning run takes from the shared flag groups
-    (``xlnet_tf.cli.finetune_run_values``); each task package's run settings add their own
-    fields to these."""
-    output_dir: str
-    cache_dir: Optional[str] = None
-    overwrite_data: bool = False
-    max_seq_length: int = 128
-    spiece_model: Optional[str] = None
-    uncased: bool = False
-    model_config: Optional[str] = None
-    size: dict = dataclasses.field(default_factory=dict)      # SIZE_FLAGS
-    size_given: bool = False
-    run_options: dict = dataclasses.field(default_factory=dict)
-    init_checkpoint: Optional[str] = None
-    do_train: bool = False
-    num_train_epochs: Optional[float] = None
-    shuffle_buffer: int = 2048
-    export_dir: Optional[str] = None
-    export_version: Optional[int] = None
-    distribution: dict = dataclasses.field(default_factory=dict)  # make_strategy arguments
-    num_cpus: Optional[int] = None
-
-
 def open_run(run, train_config):
     """The first steps of every fine-tuning run (a task package's run settings): the CPU
     devices, then the vocabulary and model (:func:`resolve_model`), and for training the
@@ -127,37 +142,6 @@ def open_run(run, train_config):
     if run.do_train:
         check_memory(config, train_config, run.max_seq_length)
     return spiece, tokenizer, config
-
-
-def make_run_strategy(train_config, distribution):
-    """Precision and seed of ``train_config`` set, then the tf.distribute strategy of
-    ``distribution`` (make_strategy arguments); a strategy that cannot start raises
-    ValueError."""
-    import tensorflow as tf
-
-    from xlnet_tf import training
-    training.set_precision(train_config.precision)
-    tf.keras.utils.set_random_seed(train_config.seed)
-    try:
-        return training.make_strategy(**distribution)
-    except RuntimeError as e:
-        raise ValueError(str(e)) from None
-
-
-def training_steps(run, train_config, n, unit, num_replicas, say):
-    """``train_config`` with --num_train_epochs turned into steps over ``n`` training
-    ``unit`` (e.g. "windows"), checked against the replicas (:func:`check_train_config`);
-    unchanged without --do_train."""
-    if not run.do_train:
-        return train_config
-    if run.num_train_epochs is not None:
-        from xlnet_tf.cli import epochs_to_steps
-        steps = epochs_to_steps(n, run.num_train_epochs, train_config.global_batch_size)
-        say(f"--num_train_epochs={run.num_train_epochs}: {n} {unit} / batch "
-            f"{train_config.global_batch_size} -> {steps} steps")
-        train_config = dataclasses.replace(train_config, train_steps=steps)
-    check_train_config(train_config, num_replicas)
-    return train_config
 
 
 def train_task(run, task, train_config, strategy, write_files, say, what, callback=None):
@@ -249,6 +233,36 @@ def check_train_config(train_config, num_replicas):
     train_config.validate()
     per_replica_batch_size(train_config.global_batch_size, num_replicas,
                            train_config.grad_accum_steps)
+
+
+def make_strategy(train_config, distribution):
+    """The precision policy and random seed of ``train_config`` set, and the
+    tf.distribute strategy of ``distribution`` (``make_strategy`` arguments); a TPU that
+    does not answer raises ValueError (a mistake in --tpu)."""
+    import tensorflow as tf
+
+    from xlnet_tf import training
+    training.set_precision(train_config.precision)
+    tf.keras.utils.set_random_seed(train_config.seed)
+    try:
+        return training.make_strategy(**distribution)
+    except RuntimeError as e:
+        raise ValueError(str(e)) from None
+
+
+def training_steps(train_config, num_train_epochs, count_examples, what, num_replicas, say):
+    """``train_config`` ready to train: with ``num_train_epochs`` its ``train_steps`` are
+    the steps of that many epochs over ``count_examples()`` training ``what`` (e.g.
+    "examples", said in the progress line), and it passes :func:`check_train_config`."""
+    if num_train_epochs is not None:
+        from xlnet_tf.cli import epochs_to_steps
+        n = count_examples()
+        steps = epochs_to_steps(n, num_train_epochs, train_config.global_batch_size)
+        say(f"--num_train_epochs={num_train_epochs}: {n} {what} / batch "
+            f"{train_config.global_batch_size} -> {steps} steps")
+        train_config = dataclasses.replace(train_config, train_steps=steps)
+    check_train_config(train_config, num_replicas)
+    return train_config
 
 
 def check_memory(config, train_config, max_seq_length):
@@ -400,6 +414,43 @@ def check_init_checkpoint(model, init_checkpoint):
         raise ValueError(f"--init_checkpoint {init_checkpoint!r} does not fit the model "
                          f"({config.n_layer} layers, d_model {config.d_model}, n_token "
                          f"{config.n_token}): {e}") from None
+
+
+def check_start_weights(run, build_model, say, *, head, action="predict with",
+                        fine_tuned="a fine-tuned one"):
+    """The weights of a run that does not start from its own checkpoint, checked before any
+    write: ``--init_checkpoint`` must fit the model (``build_model()`` makes one), and a run
+    without --do_train needs some weights.  Returns the model to evaluate / predict with
+    when that is the --init_checkpoint one, else None (the output folder's own weights are
+    loaded later).
+
+    Args:
+      run: a :class:`FinetuneRun` with ``do_train``.
+      head: names the task head in the warning for a checkpoint without it.
+      action, fine_tuned: complete the refusal ``nothing to <action>: ... pass
+        --init_checkpoint (<fine_tuned>) or --do_train``.
+    """
+    import tensorflow as tf
+    out = run.output_dir
+    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
+    has_final = os.path.exists(os.path.join(out, FINAL_CHECKPOINT + ".index"))
+    if run.init_checkpoint and not has_ckpt:
+        probe = build_model()
+        result = check_init_checkpoint(probe, run.init_checkpoint)
+        say(f"--init_checkpoint fits the model: {result}")
+        if not run.do_train and getattr(result, "missing", None):
+            say(f"WARNING: --init_checkpoint {run.init_checkpoint!r} has no {head} "
+                f"({len(result.missing)} variables such as {result.missing[0]} keep random "
+                f"values): predictions are meaningless unless it was fine-tuned for this task")
+        return probe if not run.do_train and not has_final else None
+    if run.init_checkpoint and not run.do_train:
+        say(f"WARNING: --output_dir {out!r} holds a fine-tuned checkpoint; using it, not "
+            f"--init_checkpoint {run.init_checkpoint!r} (use another --output_dir to use "
+            f"that one)")
+    elif not run.do_train and not has_ckpt and not has_final:
+        raise ValueError(f"nothing to {action}: --output_dir {out!r} holds no checkpoint; "
+                         f"pass --init_checkpoint ({fine_tuned}) or --do_train")
+    return None
 
 
 def save_final_checkpoint(model, model_dir):

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import xlnet_tf
+from checkpoint_test_utils import write_original_checkpoint
 from xlnet_tf.modeling.config import CHECKPOINT_KEYS
 
 GOLDEN = sorted(glob.glob(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden", "*.npz")))
@@ -24,14 +25,6 @@ def config_from_golden(z, **overrides):
     kwargs.update(dropout=0.0, dropatt=0.0)
     kwargs.update(overrides)
     return xlnet_tf.XLNetConfig(**kwargs)
-
-
-def write_original_checkpoint(weights, prefix):
-    """Write {original name: array} as a TF1-style name-based checkpoint."""
-    names = sorted(weights)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(weights[n].astype(np.float32)) for n in names])
-    return prefix
 
 
 def golden_weights(z):

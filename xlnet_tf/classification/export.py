@@ -22,11 +22,12 @@ Signatures (method name ``tensorflow/serving/predict``):
 The version folder is written by ``xlnet_tf.serving.write_archive`` (numbered, atomic, never
 overwritten) with the SentencePiece model as an asset and ``assets.extra/export_info.json``.
 """
-import keras
+import functools
+
 import tensorflow as tf
 
 from xlnet_tf.classification.features import pack_ids_tf
-from xlnet_tf.serving import EXPORT_INFO_NAME, SPIECE_ASSET_NAME, check_export_dir, write_archive
+from xlnet_tf.serving import export_with_spiece, text_and_ids_archive
 from xlnet_tf.tokenization.text import clean_text_tf
 from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
 
@@ -115,19 +116,8 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
             return encode(input_ids, seg_ids, input_mask)
         text_spec = [tf.TensorSpec([None], tf.string, name="text_a")]
 
-    def predict_ids(input_ids, seg_ids, input_mask):
-        return run(tf.cast(input_ids, tf.int32), tf.cast(seg_ids, tf.int32),
-                   tf.cast(input_mask, tf.float32))
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.track(tokenizer)
-    archive.add_endpoint("serving_default", serve_text, input_signature=text_spec)
+    archive = text_and_ids_archive(model, tokenizer, serve_text, text_spec, run, [None, T])
     archive.add_endpoint("encode", encode_text, input_signature=text_spec)
-    archive.add_endpoint("predict_ids", predict_ids, input_signature=[
-        tf.TensorSpec([None, T], tf.int32, name="input_ids"),
-        tf.TensorSpec([None, T], tf.int32, name="seg_ids"),
-        tf.TensorSpec([None, T], tf.float32, name="input_mask")])
     return archive
 
 
@@ -139,12 +129,6 @@ def export_classifier(model, export_dir, spiece_model, *, max_seq_length, label_
     ``version`` defaults to the next free number.  ``info`` (a JSON-able dict) is stored
     with the export settings in ``assets.extra/export_info.json``.
     """
-    with open(spiece_model, "rb") as f:
-        spm_bytes = f.read()
-    version = check_export_dir(export_dir, version)
-    archive = build_classifier_archive(
-        model, spm_bytes, max_seq_length=max_seq_length, label_list=label_list,
-        is_regression=is_regression, pair=pair, uncased=uncased, task_name=task_name)
     export_info = {
         "task": task_name, "max_seq_length": int(max_seq_length),
         "label_list": None if is_regression else [str(x) for x in label_list],
@@ -154,6 +138,8 @@ def export_classifier(model, export_dir, spiece_model, *, max_seq_length, label_
                                                                "label"],
         "xlnet_config": model.xlnet_config.checkpoint_dict(),
         **(info or {})}
-    return write_archive(archive, export_dir, version,
-                         assets={"spiece_model": (SPIECE_ASSET_NAME, spm_bytes)},
-                         extra_files={EXPORT_INFO_NAME: export_info})
+    build = functools.partial(
+        build_classifier_archive, model, max_seq_length=max_seq_length,
+        label_list=label_list, is_regression=is_regression, pair=pair, uncased=uncased,
+        task_name=task_name)
+    return export_with_spiece(export_dir, version, spiece_model, build, export_info)

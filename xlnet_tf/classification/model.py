@@ -232,7 +232,7 @@ class XLNetClassifier(keras.Model):
 
     def call(self, inputs, training=False):
         if not isinstance(inputs, dict) or "input_ids" not in inputs:
-            raise ValueError(f"XLNetClassifier takes a dict with keys {MODEL_INPUT_KEYS}")
+            raise ValueError(f"{type(self).__name__} takes a dict with keys {MODEL_INPUT_KEYS}")
         feats = {k: inputs[k] for k in MODEL_INPUT_KEYS if inputs.get(k) is not None}
         hidden = self.transformer(feats, training=training)["hidden"]        # [B, T, d]
         summary = self.sequence_summary(hidden, feats.get("input_mask"),

@@ -199,18 +199,9 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
     }
     path = os.path.join(cache_dir, record_file_name(processor.name, tok["spm_sha256"], T, split, is_training))
     manifest_path = path + MANIFEST_SUFFIX
-    if not overwrite_data and os.path.exists(path) and os.path.exists(manifest_path):
-        try:
-            old = read_json(manifest_path, what="record manifest")
-        except (OSError, ValueError):
-            old = None
-        if old is not None and old.get("settings") == settings:
-            log.info("Reusing cached records %s (%d records)", path, old["counts"]["num_records"])
-            return RecordInfo(path, old, True)
-        if old is not None:
-            changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
-                             if settings.get(k) != old.get("settings", {}).get(k))
-            log.info("Rebuilding %s: settings changed (%s)", path, ", ".join(changed))
+    old = reusable_manifest(path, settings, overwrite_data)
+    if old is not None:
+        return RecordInfo(path, old, True)
     examples: List[Union[InputExample, PaddingInputExample]] = processor.get_examples(data_dir, split)
     if is_training:
         rng = np.random.RandomState(shuffle_seed)
@@ -231,6 +222,26 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json_atomic(manifest_path, manifest)
     return RecordInfo(path, manifest, False)
+
+
+def reusable_manifest(path, settings, overwrite_data=False) -> Optional[Dict[str, object]]:
+    """The manifest of the cached record file ``path`` when the file and its manifest exist
+    and were written with ``settings`` (and ``overwrite_data`` is off), else None (a change
+    of settings is logged, naming them)."""
+    manifest_path = os.fspath(path) + MANIFEST_SUFFIX
+    if overwrite_data or not (os.path.exists(path) and os.path.exists(manifest_path)):
+        return None
+    try:
+        old = read_json(manifest_path, what="record manifest")
+    except (OSError, ValueError):
+        return None
+    if old.get("settings") == settings:
+        log.info("Reusing cached records %s", path)
+        return old
+    changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
+                     if settings.get(k) != old.get("settings", {}).get(k))
+    log.info("Rebuilding %s: settings changed (%s)", path, ", ".join(changed))
+    return None
 
 
 def read_manifest(record_path) -> Optional[Dict[str, object]]:

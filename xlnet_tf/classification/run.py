@@ -27,18 +27,10 @@ SCRIPT = "run_classifier.py"
 
 
 @dataclasses.dataclass
-class ClassifierRun(finetuning.FinetuneRun):
+class ClassifierRun(finetuning.SummaryTaskRun):
     """The settings of a run (the flags of run_classifier.py, as plain values)."""
-    task: Optional[str] = None
-    data_dir: Optional[str] = None
-    task_options: dict = dataclasses.field(default_factory=dict)
-    eval_split: str = "dev"
-    predict_split: str = "test"
-    summary_type: str = "last"
-    use_summ_proj: bool = True
     cls_scope: Optional[str] = None
-    do_eval: bool = False
-    do_predict: bool = False
+    max_seq_length: int = 128
     eval_batch_size: int = 128
     eval_every: int = 0
     keep_best: bool = False
@@ -95,16 +87,17 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     steps of that many epochs over the training examples.  Returns the evaluation results
     (or None without --do_eval).
     """
-    import tensorflow as tf
-
     from xlnet_tf.classification.task import ClassifierTask, classifier_identity
     from xlnet_tf import training
 
     say = say or log.info
+    training.configure_cpu_devices(run.num_cpus)
     out = run.output_dir
 
     # ---- files: tokenizer, config, task reader and its files
-    spiece, tokenizer, config = finetuning.open_run(run, train_config)
+    spiece, tokenizer, config = finetuning.resolve_model(run)
+    if run.do_train:
+        finetuning.check_memory(config, train_config, run.max_seq_length)
     processor = get_task(run.task, **run.task_options)
     splits = ([("train", "train")] if run.do_train else []) + \
         ([("eval", run.eval_split)] if run.do_eval or run.eval_every else []) + \
@@ -117,29 +110,22 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     version = finetuning.check_export_dir(run.export_dir, run.export_version) \
         if run.export_dir else None
 
-    strategy = finetuning.make_run_strategy(train_config, run.distribution)
+    strategy = finetuning.make_strategy(train_config, run.distribution)
     task = ClassifierTask(config, processor, None, run.max_seq_length,
                           summary_type=run.summary_type, use_summ_proj=run.use_summ_proj,
                           cls_scope=run.cls_scope, seed=train_config.seed,
                           shuffle_buffer=run.shuffle_buffer)
 
     # ---- the init checkpoint must fit the model: checked before anything is written
-    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
-    model = None
-    if run.init_checkpoint and not has_ckpt:
-        probe = task.build_model()
-        result = finetuning.check_init_checkpoint(probe, run.init_checkpoint)
-        say(f"--init_checkpoint fits the model: {result}")
-        model = None if run.do_train else probe
-    elif not run.do_train and not has_ckpt and not os.path.exists(
-            os.path.join(out, finetuning.FINAL_CHECKPOINT + ".index")):
-        raise ValueError(f"nothing to evaluate: --output_dir {out!r} holds no checkpoint; "
-                         f"pass --init_checkpoint (e.g. a fine-tuned one) or --do_train")
+    model = finetuning.check_start_weights(run, task.build_model, say, head="classification head",
+                                           action="evaluate")
 
     records = build_records(run, processor, tokenizer, splits, say)
-    train_config = finetuning.training_steps(
-        run, train_config, records["train"].manifest["counts"]["num_real"] if run.do_train
-        else 0, "examples", strategy.num_replicas_in_sync, say)
+    if run.do_train:
+        train_config = finetuning.training_steps(
+            train_config, run.num_train_epochs,
+            lambda: records["train"].manifest["counts"]["num_real"], "examples",
+            strategy.num_replicas_in_sync, say)
 
     step, source = 0, None
     if not run.do_train:
@@ -286,8 +272,13 @@ def train(run, task, train_config, strategy, records, evaluation, say, write_fil
         if run.keep_best:
             state["best"] = evaluation.keep_if_best(model, results, state["best"])
 
-    result = finetuning.train_task(run, task, train_config, strategy, write_files, say,
-                                   task.processor.name, callback)
+    config = task.config
+    say(f"fine-tuning {task.processor.name}: {train_config.train_steps} steps, batch "
+        f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), model "
+        f"{config.n_layer}x{config.d_model}, precision {train_config.precision}")
+    result = training.train(task, train_config, strategy, init_checkpoint=run.init_checkpoint,
+                            callback=callback, dir_flag="--output_dir",
+                            on_first_checkpoint=write_files)
     model, step, source = result["model"], result["step"], "the final weights"
     best = os.path.join(evaluation.best_dir, finetuning.FINAL_CHECKPOINT)
     if run.keep_best and os.path.exists(best + ".index"):

@@ -6,7 +6,8 @@ Imports are lazy (PEP 562)."""
 
 _LAZY = {
     "saved_model": ("EXPORT_INFO_NAME", "SPIECE_ASSET_NAME", "check_export_dir",
-                    "check_version_dir", "load_saved_model", "next_version", "write_archive"),
+                    "check_version_dir", "export_with_spiece", "load_saved_model", "next_version",
+                    "text_and_ids_archive", "write_archive"),
     "rest": ("RestError", "RestPredictor", "rest_predict"),
 }
 from xlnet_tf._lazy import lazy_exports  # noqa: E402

@@ -137,6 +137,40 @@ def write_archive(archive, export_dir, version=None, assets=None, extra_files=No
     return path
 
 
+def text_and_ids_archive(model, tokenizer, serve_text, text_spec, run, ids_shape):
+    """The ``keras.export.ExportArchive`` of a task export: ``serving_default`` =
+    ``serve_text`` (raw text, ``text_spec``) and ``predict_ids`` = ``run(input_ids int32,
+    seg_ids int32, input_mask float32)`` on packed features of shape ``ids_shape`` (e.g.
+    ``[None, T]``); ``model`` and ``tokenizer`` (a layer) are tracked."""
+    import keras
+
+    def predict_ids(input_ids, seg_ids, input_mask):
+        return run(tf.cast(input_ids, tf.int32), tf.cast(seg_ids, tf.int32),
+                   tf.cast(input_mask, tf.float32))
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.track(tokenizer)
+    archive.add_endpoint("serving_default", serve_text, input_signature=text_spec)
+    archive.add_endpoint("predict_ids", predict_ids, input_signature=[
+        tf.TensorSpec(ids_shape, tf.int32, name="input_ids"),
+        tf.TensorSpec(ids_shape, tf.int32, name="seg_ids"),
+        tf.TensorSpec(ids_shape, tf.float32, name="input_mask")])
+    return archive
+
+
+def export_with_spiece(export_dir, version, spiece_model, build_archive, export_info):
+    """Write ``export_dir/<version>/`` (default the next free number) of the archive
+    ``build_archive(spiece model bytes)``, the SentencePiece model as its asset and
+    ``export_info`` in ``assets.extra/``; returns the version folder's path."""
+    with open(spiece_model, "rb") as f:
+        spm_bytes = f.read()
+    version = check_export_dir(export_dir, version)
+    return write_archive(build_archive(spm_bytes), export_dir, version,
+                         assets={"spiece_model": (SPIECE_ASSET_NAME, spm_bytes)},
+                         extra_files={EXPORT_INFO_NAME: export_info})
+
+
 def check_version_dir(path, flag="--dir"):
     """``path`` must be ONE version folder (holding ``saved_model.pb``).  The export root
     (the folder of numbered versions TF Serving is pointed at) is named as such with the

@@ -33,6 +33,7 @@ class SquadRun(finetuning.FinetuneRun):
     max_seq_length: int = 512
     doc_stride: int = 128
     max_query_length: int = 64
+    do_train: bool = False
     do_predict: bool = False
     predict_batch_size: int = 32
     n_best_size: int = 5
@@ -117,10 +118,13 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     from xlnet_tf import training
 
     say = say or log.info
+    training.configure_cpu_devices(run.num_cpus)
     out = run.output_dir
 
     # ---- tokenizer, model config, the input files: read before anything is written
-    spiece, tokenizer, config = finetuning.open_run(run, train_config)
+    spiece, tokenizer, config = finetuning.resolve_model(run)
+    if run.do_train:
+        finetuning.check_memory(config, train_config, run.max_seq_length)
     files = ([("train", run.train_file)] if run.do_train else []) + \
         ([("predict", run.predict_file)] if run.do_predict else [])
     for kind, path in files:
@@ -132,16 +136,18 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     training.check_output_dir(out, identity, SQUAD_CONFIG)
     version = finetuning.check_export_dir(run.export_dir, run.export_version) if run.export_dir else None
 
-    strategy = finetuning.make_run_strategy(train_config, run.distribution)
+    strategy = finetuning.make_strategy(train_config, run.distribution)
     task = SquadTask(config, None, run.max_seq_length, start_n_top=run.start_n_top,
                      end_n_top=run.end_n_top, seed=train_config.seed,
                      shuffle_buffer=run.shuffle_buffer)
-    model = check_weights(run, task, say)
+    model = finetuning.check_start_weights(run, task.build_model, say, head="SQuAD heads",
+                                           fine_tuned="a SQuAD fine-tuned one")
 
     caches = build_features(run, spiece, files, train_config.seed, say)
-    train_config = finetuning.training_steps(
-        run, train_config, caches["train"].num_features if run.do_train else 0, "windows",
-        strategy.num_replicas_in_sync, say)
+    if run.do_train:
+        train_config = finetuning.training_steps(
+            train_config, run.num_train_epochs, lambda: caches["train"].num_features,
+            "windows", strategy.num_replicas_in_sync, say)
 
     step, source = 0, run.init_checkpoint
     if not run.do_train and model is None:
@@ -166,8 +172,13 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
 
     if run.do_train:
         task.train_record = caches["train"].record_path
-        result = finetuning.train_task(run, task, train_config, strategy, write_files, say,
-                                       "on SQuAD")
+        say(f"fine-tuning on SQuAD: {train_config.train_steps} steps, batch "
+            f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), "
+            f"model {config.n_layer}x{config.d_model}, lr {train_config.learning_rate}, layer "
+            f"decay {train_config.lr_layer_decay_rate}, precision {train_config.precision}")
+        result = training.train(task, train_config, strategy,
+                                init_checkpoint=run.init_checkpoint, dir_flag="--output_dir",
+                                on_first_checkpoint=write_files)
         model, step, source = result["model"], result["step"], "the final weights"
         hist = result["history"]
         if hist:
@@ -182,33 +193,6 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
             training.copy_for_export(model, task.build_model)
         export(export_model, run.export_dir, spiece, cfg, version, say)
     return results
-
-
-def check_weights(run, task, say):
-    """The weights of a run that does not start from its own checkpoint, checked before any
-    write: ``--init_checkpoint`` must fit the model.  Returns the model to predict with when
-    that is the --init_checkpoint one, else None."""
-    import tensorflow as tf
-    out = run.output_dir
-    has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
-    has_final = os.path.exists(os.path.join(out, finetuning.FINAL_CHECKPOINT + ".index"))
-    if run.init_checkpoint and not has_ckpt:
-        probe = task.build_model()
-        result = finetuning.check_init_checkpoint(probe, run.init_checkpoint)
-        say(f"--init_checkpoint fits the model: {result}")
-        if not run.do_train and getattr(result, "missing", None):
-            say(f"WARNING: --init_checkpoint {run.init_checkpoint!r} has no SQuAD heads "
-                f"({len(result.missing)} variables such as {result.missing[0]} keep random "
-                f"values): predictions are meaningless unless it was fine-tuned on SQuAD")
-        return probe if not run.do_train and not has_final else None
-    if run.init_checkpoint and not run.do_train:
-        say(f"WARNING: --output_dir {out!r} holds a fine-tuned checkpoint; predicting with "
-            f"it, not with --init_checkpoint {run.init_checkpoint!r} (use another "
-            f"--output_dir to predict with that one)")
-    elif not run.do_train and not has_ckpt and not has_final:
-        raise ValueError(f"nothing to predict with: --output_dir {out!r} holds no checkpoint; "
-                         f"pass --init_checkpoint (a SQuAD fine-tuned one) or --do_train")
-    return None
 
 
 def build_features(run, spiece, files, seed, say):

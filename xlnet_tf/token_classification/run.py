@@ -118,7 +118,7 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
     version = finetuning.check_export_dir(run.export_dir, run.export_version) \
         if run.export_dir else None
 
-    strategy = finetuning.make_run_strategy(train_config, run.distribution)
+    strategy = finetuning.make_strategy(train_config, run.distribution)
     task = TaggerTask(config, tag_list, run.max_seq_length, scope=run.scope,
                       seed=train_config.seed, shuffle_buffer=run.shuffle_buffer)
     has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
@@ -141,9 +141,10 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
         say(f"{kind} data ({paths[split]}): "
             f"{tagging_data.describe(data[kind].counts, run.max_seq_length)}"
             f"{' (reused)' if data[kind].reused else ''}")
-    train_config = finetuning.training_steps(
-        run, train_config, data["train"].counts["num_windows"] if run.do_train else 0,
-        "windows", strategy.num_replicas_in_sync, say)
+    if run.do_train:
+        train_config = finetuning.training_steps(
+            train_config, run.num_train_epochs, lambda: data["train"].counts["num_windows"],
+            "windows", strategy.num_replicas_in_sync, say)
 
     step, source = 0, None
     if not run.do_train:
