@@ -1,7 +1,7 @@
 """`pip install .` installs xlnet_tf, the scripts as console commands and the committed
 flagfiles; `import xlnet_tf` then works from any folder (the installed copy, not the
 checkout).  The virtual environment reuses this interpreter's packages
-(--system-site-packages) and installs without network (--no-deps --no-build-isolation)."""
+(--system-site-packages, also for pip itself: --without-pip needs no ensurepip) and installs without network (--no-deps --no-build-isolation)."""
 import os
 import shutil
 import subprocess
@@ -27,8 +27,8 @@ def test_pip_install_gives_the_package_commands_and_flagfiles(tmp_path):
         os.makedirs(src / os.path.dirname(f), exist_ok=True)
         shutil.copy2(os.path.join(REPO, f), src / f)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-                   check=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                    str(venv)], check=True)
     py = venv / "bin" / "python"
     proc = subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps",
                            "--no-build-isolation", "--disable-pip-version-check", str(src)],
