@@ -1,7 +1,8 @@
 """`pip install .` installs xlnet_tf, the scripts as console commands and the committed
 flagfiles; `import xlnet_tf` then works from any folder (the installed copy, not the
 checkout).  The virtual environment reuses this interpreter's packages
-(--system-site-packages, also for pip itself: --without-pip needs no ensurepip) and installs without network (--no-deps --no-build-isolation)."""
+(--system-site-packages, pip included: --without-pip needs no ensurepip) and installs
+without network (--no-deps --no-build-isolation)."""
 import os
 import shutil
 import subprocess
