@@ -92,6 +92,9 @@ def fine_tune_multiple_choice(run: MultipleChoiceRun, train_config,
     # every question is read and checked before anything is written; the records are
     # written once the output folder is known to fit (the default cache is inside it)
     plans, num_choices = plan_records(run, reader, tokenizer, splits)
+    # a question is num_choices sequences: the progress line's tokens/s counts them all
+    train_config = dataclasses.replace(
+        train_config, tokens_per_example=run.max_seq_length * num_choices)
     task = MultipleChoiceTask(config, reader.name, num_choices, run.max_seq_length,
                               run.max_qa_length, summary_type=run.summary_type,
                               use_summ_proj=run.use_summ_proj, seed=train_config.seed,
