@@ -272,13 +272,8 @@ def train(run, task, train_config, strategy, records, evaluation, say, write_fil
         if run.keep_best:
             state["best"] = evaluation.keep_if_best(model, results, state["best"])
 
-    config = task.config
-    say(f"fine-tuning {task.processor.name}: {train_config.train_steps} steps, batch "
-        f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), model "
-        f"{config.n_layer}x{config.d_model}, precision {train_config.precision}")
-    result = training.train(task, train_config, strategy, init_checkpoint=run.init_checkpoint,
-                            callback=callback, dir_flag="--output_dir",
-                            on_first_checkpoint=write_files)
+    result = finetuning.train_task(run, task, train_config, strategy, write_files, say,
+                                   task.processor.name, callback=callback)
     model, step, source = result["model"], result["step"], "the final weights"
     best = os.path.join(evaluation.best_dir, finetuning.FINAL_CHECKPOINT)
     if run.keep_best and os.path.exists(best + ".index"):

@@ -128,13 +128,9 @@ def fine_tune_multiple_choice(run: MultipleChoiceRun, train_config,
                                     task.config, spiece)
     if run.do_train:
         task.train_record = records["train"].path
-        say(f"fine-tuning {reader.name}: {train_config.train_steps} steps, batch "
-            f"{train_config.global_batch_size} questions x {num_choices} options, "
-            f"{strategy.num_replicas_in_sync} replica(s), model {config.n_layer}x"
-            f"{config.d_model}, precision {train_config.precision}")
-        result = training.train(task, train_config, strategy,
-                                init_checkpoint=run.init_checkpoint, dir_flag="--output_dir",
-                                on_first_checkpoint=write_files)
+        result = finetuning.train_task(
+            run, task, train_config, strategy, write_files, say,
+            f"{reader.name} (batches of questions, {num_choices} options each)")
         model, step, source = result["model"], result["step"], "the final weights"
     else:
         write_files()

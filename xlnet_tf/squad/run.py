@@ -172,13 +172,8 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
 
     if run.do_train:
         task.train_record = caches["train"].record_path
-        say(f"fine-tuning on SQuAD: {train_config.train_steps} steps, batch "
-            f"{train_config.global_batch_size}, {strategy.num_replicas_in_sync} replica(s), "
-            f"model {config.n_layer}x{config.d_model}, lr {train_config.learning_rate}, layer "
-            f"decay {train_config.lr_layer_decay_rate}, precision {train_config.precision}")
-        result = training.train(task, train_config, strategy,
-                                init_checkpoint=run.init_checkpoint, dir_flag="--output_dir",
-                                on_first_checkpoint=write_files)
+        result = finetuning.train_task(run, task, train_config, strategy, write_files, say,
+                                       "on SQuAD")
         model, step, source = result["model"], result["step"], "the final weights"
         hist = result["history"]
         if hist:
