@@ -31,9 +31,13 @@ import functools
 
 from absl import flags
 
-from xlnet_tf import cli
-from xlnet_tf.classification import ClassifierRun, export_classifier_run, fine_tune_classifier
-from xlnet_tf.classification.run import is_generic
+from xlnet_tf import quiet
+
+quiet.quiet_tensorflow()  # before the library imports TensorFlow: its start-up lines
+
+from xlnet_tf import cli  # noqa: E402
+from xlnet_tf.classification import ClassifierRun, export_classifier_run, fine_tune_classifier  # noqa: E402
+from xlnet_tf.classification.run import is_generic  # noqa: E402
 
 
 def define_flags(fv):

@@ -27,9 +27,13 @@ import functools
 
 from absl import flags
 
-from xlnet_tf import cli
-from xlnet_tf.token_classification import TaggerRun, export_tagger_run, fine_tune_tagger
-from xlnet_tf.token_classification.readers import SCHEMES
+from xlnet_tf import quiet
+
+quiet.quiet_tensorflow()  # before the library imports TensorFlow: its start-up lines
+
+from xlnet_tf import cli  # noqa: E402
+from xlnet_tf.token_classification import TaggerRun, export_tagger_run, fine_tune_tagger  # noqa: E402
+from xlnet_tf.token_classification.readers import SCHEMES  # noqa: E402
 
 
 def define_flags(fv):

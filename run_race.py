@@ -35,8 +35,12 @@ import functools
 
 from absl import flags
 
-from xlnet_tf import cli
-from xlnet_tf.multiple_choice import (MultipleChoiceRun, export_multiple_choice_run,
+from xlnet_tf import quiet
+
+quiet.quiet_tensorflow()  # before the library imports TensorFlow: its start-up lines
+
+from xlnet_tf import cli  # noqa: E402
+from xlnet_tf.multiple_choice import (MultipleChoiceRun, export_multiple_choice_run,  # noqa: E402
                                       fine_tune_multiple_choice)
 
 GENERIC_FLAGS = ("context_column", "question_column", "options_column", "label_column",

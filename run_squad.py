@@ -31,8 +31,12 @@ import os
 
 from absl import flags
 
-from xlnet_tf import cli, finetuning
-from xlnet_tf.squad import SquadRun, export_squad_run, fine_tune_squad
+from xlnet_tf import quiet
+
+quiet.quiet_tensorflow()  # before the library imports TensorFlow: its start-up lines
+
+from xlnet_tf import cli  # noqa: E402, finetuning
+from xlnet_tf.squad import SquadRun, export_squad_run, fine_tune_squad  # noqa: E402
 
 
 def define_flags(fv):

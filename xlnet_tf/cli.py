@@ -38,8 +38,13 @@ def fail(message):
     raise UsageError(message)
 
 
-def setup_logging(verbose=False):
-    """One logging style: ``time message`` lines of the ``xlnet_tf`` logger on stderr."""
+_VERBOSE = [False]
+
+
+def setup_logging(verbose=None):
+    """One logging style: ``time message`` lines of the ``xlnet_tf`` logger on stderr; debug
+    lines too with ``verbose`` (default: the entry point's ``--verbose``)."""
+    verbose = _VERBOSE[0] if verbose is None else verbose
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("xlnet_tf").setLevel(logging.DEBUG if verbose else logging.INFO)
 
@@ -51,8 +56,7 @@ def parse(define_flags, argv, prog):
     An entry point that takes positional arguments names the flags they fill, in order, in
     the attribute ``define_flags.positional`` (e.g. ``("data_file", "pred_file")``); without
     it arguments that are not flags are ignored."""
-    fv = flags.FlagValues()
-    define_flags(fv)
+    fv = _flag_values(define_flags)
     positional = tuple(getattr(define_flags, "positional", ()))
     try:
         rest = fv([prog, *argv])[1:]
@@ -79,9 +83,20 @@ def note_stage(text):
     _STAGE[0] = text
 
 
-def help_text(define_flags, doc, prog):
+def _flag_values(define_flags):
+    """The entry point's flags on a fresh FlagValues, plus ``--verbose`` that every entry
+    point has."""
     fv = flags.FlagValues()
     define_flags(fv)
+    if "verbose" not in fv:
+        flags.DEFINE_bool("verbose", False, "Keep TensorFlow's start-up lines (silenced by "
+                          "default; also XLNET_TF_VERBOSE=1) and log debug details.",
+                          flag_values=fv)
+    return fv
+
+
+def help_text(define_flags, doc, prog):
+    fv = _flag_values(define_flags)
     text = (doc or "").strip()
     listing = fv.get_help(include_special_flags=False)
     return f"{text}\n\nFlags of {prog}:\n{listing}\n" if text else f"{prog}\n{listing}\n"
@@ -98,6 +113,9 @@ def run(define_flags, main, argv=None, *, prog=None, doc=None, interrupt_hint=""
     note_stage(None)
     try:
         F = parse(define_flags, argv, prog)
+        _VERBOSE[0] = bool(F.verbose)
+        from xlnet_tf import quiet
+        quiet.quiet_tensorflow(verbose=_VERBOSE[0])    # when main imports TensorFlow lazily
         result = main(F)
         return int(result or 0)
     except KeyboardInterrupt:
