@@ -492,6 +492,21 @@ def read_run_config(output_dir, config_name, script):
     return read_json(path, what="run settings")
 
 
+def write_eval_summaries(output_dir, step, results, keys=None):
+    """The evaluation's numbers as TensorBoard scalars in OUTPUT_DIR/eval at ``step`` (every
+    int/float of ``results``, or ``keys``; nested per-type dicts are left to the caller)."""
+    import tensorflow as tf
+    keys = keys or [k for k, v in results.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                    and k not in ("step", "num_examples")]
+    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
+    with writer.as_default(step=int(step)):
+        for k in keys:
+            tf.summary.scalar(k, float(results[k]))
+    writer.flush()
+    writer.close()
+
+
 def format_results(results, skip=()):
     """``name value | name value ...`` (floats with 4 decimals) for a results line."""
     return " | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"

@@ -102,6 +102,21 @@ def test_training_set_em_far_above_the_null_baseline(trained):
     assert dict(again) == pytest.approx(results)
 
 
+def test_scores_go_to_tensorboard_at_the_final_step(trained):
+    """OUTPUT_DIR/eval holds the EM/F1 of eval_results.json as scalars at step 500."""
+    import tensorflow as tf
+    results = load(trained["out"] / "eval_results.json")
+    events = sorted((trained["out"] / "eval").glob("events.out.tfevents*"))
+    assert events, "no TensorBoard file in OUTPUT_DIR/eval"
+    scalars = {}
+    for path in events:
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                scalars[value.tag] = (event.step, float(tf.make_ndarray(value.tensor)))
+    for key in ("exact", "f1", "best_exact", "best_f1", "HasAns_exact", "NoAns_f1"):
+        assert scalars[key] == (500, pytest.approx(results[key], rel=1e-6)), key
+
+
 def test_output_files_have_the_official_formats(trained):
     out = trained["out"]
     data = load(trained["data"])["data"]

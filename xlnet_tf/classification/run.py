@@ -193,25 +193,16 @@ class Evaluation:
         self.run, self.say = run, say
         self.evaluator = Evaluator(processor, records["eval"].path, run.eval_batch_size,
                                    run.max_seq_length) if "eval" in records else None
-        self.writer = None
         self.main_metric = processor.metric_names[0] if hasattr(processor, "metric_names") \
             else None
         self.best_dir = os.path.join(run.output_dir, "best")
         self.best_file = os.path.join(self.best_dir, "eval_results.json")
 
     def evaluate(self, model, step, what="eval"):
-        import tensorflow as tf
         results = dict(self.evaluator.evaluate(model), step=int(step))
         self.say(f"{what} at step {step} ({self.run.eval_split}): "
                  f"{finetuning.format_results(results, skip=('step',))}")
-        if self.writer is None:
-            self.writer = tf.summary.create_file_writer(os.path.join(self.run.output_dir,
-                                                                     "eval"))
-        with self.writer.as_default(step=step):
-            for k, v in results.items():
-                if k != "num_examples":
-                    tf.summary.scalar(k, v)
-        self.writer.flush()
+        finetuning.write_eval_summaries(self.run.output_dir, step, results)
         return results
 
     def best_value(self):

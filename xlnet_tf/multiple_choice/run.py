@@ -202,6 +202,7 @@ def evaluate(run, info, num_choices, model, step, say):
     say(f"eval at step {step} ({run.eval_split}): "
         f"{finetuning.format_results(results, skip=('step',))}")
     write_predictions(os.path.join(run.output_dir, "eval_predictions.jsonl"), out)
+    finetuning.write_eval_summaries(run.output_dir, step, results)
     path = os.path.join(run.output_dir, "eval_results.json")
     write_json_atomic(path, results)
     say(f"wrote {path}")

@@ -182,7 +182,7 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
 
     results = None
     if run.do_predict:
-        results = predict_and_evaluate(run, model, caches["predict"], say)
+        results = predict_and_evaluate(run, model, caches["predict"], say, step)
     if run.export_dir:
         export_model = model if train_config.precision == "float32" else \
             training.copy_for_export(model, task.build_model)
@@ -223,10 +223,11 @@ def has_gold_answers(dataset):
     return False
 
 
-def predict_and_evaluate(run, model, cache, say):
+def predict_and_evaluate(run, model, cache, say, step=0):
     """Beam outputs for every feature -> predictions.json, nbest_predictions.json,
     null_odds.json (predict_dir) and, when the file has answers, eval_results.json
-    (output_dir).  Returns the evaluation (or None)."""
+    (output_dir) and the scores in TensorBoard (OUTPUT_DIR/eval at ``step``).  Returns the
+    evaluation (or None)."""
     from xlnet_tf.io import write_json_atomic
     from xlnet_tf.squad import evaluate as squad_eval
     from xlnet_tf.squad.postprocess import write_predictions
@@ -252,6 +253,7 @@ def predict_and_evaluate(run, model, cache, say):
                                       na_probs=dict(null_odds) if v2 else None, xlnet_v2=v2))
     path = os.path.join(run.output_dir, "eval_results.json")
     write_json_atomic(path, scores)
+    finetuning.write_eval_summaries(run.output_dir, step, scores)
     say(f"eval ({run.predict_file}): {finetuning.format_results(scores)}")
     if v2 and scores.get("total"):
         say(f"null baseline (no answer everywhere): exact = f1 = "

@@ -201,8 +201,6 @@ def _scores(data, tags, scheme):
 def evaluate(run, model, step, data, tag_list, scheme, say):
     """eval_results.json of --eval_split (entity precision / recall / F1 overall and per
     type, token accuracy) and its TensorBoard scalars in OUTPUT_DIR/eval."""
-    import tensorflow as tf
-
     from xlnet_tf.io import write_json_atomic
     from xlnet_tf.token_classification.task import Predictor
     tags, _ = Predictor(run.eval_batch_size).predict(model, data, tag_list)
@@ -212,13 +210,9 @@ def evaluate(run, model, step, data, tag_list, scheme, say):
         f"{results['precision']:.4f} | recall {results['recall']:.4f} | accuracy "
         f"{results['accuracy']:.4f} | " + " | ".join(
             f"{k} f1 {v['f1']:.4f}" for k, v in results["per_type"].items()))
-    writer = tf.summary.create_file_writer(os.path.join(run.output_dir, "eval"))
-    with writer.as_default(step=step):
-        for k in ("f1", "precision", "recall", "accuracy"):
-            tf.summary.scalar(k, results[k])
-        for kind, v in results["per_type"].items():
-            tf.summary.scalar(f"f1_{kind}", v["f1"])
-    writer.flush()
+    per_type = {f"f1_{kind}": v["f1"] for kind, v in results["per_type"].items()}
+    finetuning.write_eval_summaries(run.output_dir, step, {**results, **per_type},
+                                    keys=["f1", "precision", "recall", "accuracy", *per_type])
     path = os.path.join(run.output_dir, "eval_results.json")
     write_json_atomic(path, results)
     say(f"wrote {path}")
