@@ -142,3 +142,17 @@ def test_flag_refusals_and_warning(memory_run, shared_data, tmp_path):
     assert code == 0, err
     assert f"warning: --mem_len={T} < (--max_segments - 1) * --max_seq_length = {2 * T}" \
         in stdout + err
+
+
+def test_records_and_output_dir_are_tied_to_the_mode(memory_run):
+    from xlnet_tf.classification import classifier_dataset
+    record = next((memory_run["out"] / "data_cache").glob("*.dev.eval.tf_record"))
+    with pytest.raises(ValueError, match="written with long_doc=memory with max_segments=3, "
+                                         "but long_doc=truncate was requested"):
+        classifier_dataset(str(record), 8, False, T)
+    # a truncate run is refused in the memory run's folder (task.json holds long_doc)
+    before = (memory_run["out"] / "eval_results.json").read_text()
+    code, _, err = run_cli(["--task=imdb", f"--data_dir={memory_run['data']}", "--do_eval",
+                            f"--output_dir={memory_run['out']}", *TINY])
+    assert code == 2 and "long_doc" in err, err
+    assert (memory_run["out"] / "eval_results.json").read_text() == before

@@ -114,11 +114,10 @@ class ClassifierTask(Task):
 
 def classifier_identity(config, processor, max_seq_length, summary_type, use_summ_proj,
                         cls_scope, long_doc=None):
-    """What makes two fine-tuning runs share an output_dir (written to task.json);
-    ``long_doc`` (memory mode settings) only appears when given, so truncate-mode folders
-    keep the identity they had."""
-    extra = {"long_doc": dict(long_doc)} if long_doc else {}
-    return {**extra,"task": "classifier", "task_name": processor.name,
+    """What makes two fine-tuning runs share an output_dir (written to task.json).
+    ``long_doc``: the memory-mode settings, None in truncate mode (a folder written before
+    the key existed has none, and only keys a folder has are compared)."""
+    return {"long_doc": dict(long_doc) if long_doc else None,"task": "classifier", "task_name": processor.name,
             "xlnet_config": finetune_config(config).checkpoint_dict(),
             "max_seq_length": int(max_seq_length),
             "label_list": None if processor.is_regression else list(processor.label_list),
