@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 import workloads  # noqa: E402
-from workloads import log, summarize, time_calls  # noqa: E402
+from workloads import summarize, time_calls  # noqa: E402
 
 SPM = os.path.join(os.path.dirname(HERE), "tests", "fixtures", "spiece_test.model")
 

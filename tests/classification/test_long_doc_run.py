@@ -6,7 +6,6 @@ import contextlib
 import importlib
 import io
 import json
-import os
 import pathlib
 
 import numpy as np
