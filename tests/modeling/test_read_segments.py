@@ -48,18 +48,24 @@ def test_block_causal_mask_drawn():
         [0, 0, 1, 1], [0, 0, 1, 1], [0, 0, 0, 0], [0, 0, 0, 0]]
 
 
-@pytest.mark.parametrize("num_segments,seg_len,lengths", [
-    (3, 8, [22, 13, 7, 3]),      # full (no pad), pad in segment 1, only the last segment, short
-    (2, 5, [8, 6, 1]),
-    (4, 4, [14, 9, 5, 2]),
+@pytest.mark.parametrize("num_segments,seg_len,lengths,graph", [
+    (3, 8, [22, 13, 7, 3], False),  # full (no pad), pad in segment 1, only the last one, short
+    (2, 5, [8, 6, 1], True),        # in a tf.function (both tf.cond branches traced)
+    (4, 4, [14, 9, 5, 2], False),
+    (4, 4, [9, 5, 2], False),       # segment 1 is padding in every row: skipped (zeros memory)
+    (4, 4, [9, 5, 2], True),
 ])
-def test_segments_with_memory_equal_block_causal_full_forward(num_segments, seg_len, lengths):
+def test_segments_with_memory_equal_block_causal_full_forward(num_segments, seg_len, lengths,
+                                                              graph):
     total = num_segments * seg_len
     model = backbone(mem_len=(num_segments - 1) * seg_len)
     feats = packed_docs(lengths, total)
     full = model({**feats, "perm_mask": block_causal_perm_mask(len(lengths), num_segments,
                                                                 seg_len)})["hidden"]
-    hidden, last_mask = read_segments(model, feats, seg_len)
+    if graph:
+        hidden, last_mask = tf.function(lambda f: read_segments(model, f, seg_len))(feats)
+    else:
+        hidden, last_mask = read_segments(model, feats, seg_len)
     np.testing.assert_allclose(hidden.numpy(), full.numpy()[:, -seg_len:], atol=1e-5)
     np.testing.assert_array_equal(last_mask.numpy(), feats["input_mask"].numpy()[:, -seg_len:])
     # the states are not trivially equal to a forward without the earlier segments

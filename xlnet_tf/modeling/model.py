@@ -21,6 +21,8 @@ The query stream runs when ``target_mapping`` or ``inp_q`` is given.  With
 position its one-hot row names; an all-zero row is a padding slot); with only ``inp_q`` it
 runs over all T positions from ``inp_q * mask_emb + (1 - inp_q) * word_emb``.
 """
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -69,7 +71,8 @@ def read_segments(model, inputs, seg_len, training=False):
     a shorter memory sees only its last ``mem_len`` positions, layer by layer.  Memory
     segment ids count as segment 0 (as in the original), so inputs whose earlier segments
     hold a second text (segment id 1) are not read exactly.  No gradient flows through the
-    memory (``cache_mem``).
+    memory (``cache_mem``).  A segment that is padding in every row of the batch (a short
+    document's leading segments) is not computed: its memory is zeros, blocked by the mask.
     """
     mem_len = model.xlnet_config.mem_len
     if not mem_len:
@@ -95,14 +98,33 @@ def read_segments(model, inputs, seg_len, training=False):
                 [mem_mask, seg_mask], axis=1)                                # [B, M+T]
         if mems is not None:
             feats["mems"] = mems                                             # n_layer x [B, M, d]
-        out = model(feats, training=training)
-        mems = out["new_mems"]
+        if seg_mask is not None and s < total // T - 1:
+            # a segment that is padding in every row adds only blocked memory: skip its
+            # forward, its memory is zeros (blocked by the mask as the computed one would be)
+            mems = tf.cond(tf.reduce_all(seg_mask > 0.5),
+                           functools.partial(_blank_mems, model, mems, dims(ids)[0], T),
+                           functools.partial(_segment_mems, model, feats, training))
+        else:
+            out = model(feats, training=training)
+            mems = out["new_mems"]
         if seg_mask is not None:
             # the memory keeps the last mem_len positions of [memory, segment]: so does its mask
             mem_mask = (seg_mask if mem_mask is None else
                         tf.concat([mem_mask, seg_mask], axis=1))[:, -mem_len:]  # [B, M']
         last_mask = seg_mask
     return out["hidden"], last_mask
+
+
+def _segment_mems(model, feats, training):
+    return list(model(feats, training=training)["new_mems"])
+
+
+def _blank_mems(model, mems, batch, seg_len):
+    """The memory after a segment of padding only: zeros appended, the last mem_len kept."""
+    c = model.xlnet_config
+    zeros = tf.zeros([batch, seg_len, c.d_model], tf.float32)                # [B, T, d]
+    return [(zeros if m is None else tf.concat([tf.cast(m, tf.float32), zeros], axis=1))
+            [:, -c.mem_len:] for m in (mems or [None] * c.n_layer)]         # [B, M', d]
 
 
 def _static_dim(x, axis):
