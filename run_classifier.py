@@ -16,6 +16,10 @@ TensorFlow Serving serves from raw text.
     # export only, from a finished output_dir
     python run_classifier.py --output_dir=runs/stsb --export_dir=export/stsb
 
+    # long documents: up to 4 segments of 128 pieces read with Transformer-XL memory
+    python run_classifier.py --task=imdb --data_dir=imdb --max_seq_length=128 \\
+        --long_doc=memory --max_segments=4 ...
+
     # any CSV/TSV file set
     python run_classifier.py --task=generic --data_dir=my_data --text_a_column=review \\
         --label_column=stars --label_list=1,2,3,4,5 ...
@@ -83,7 +87,16 @@ def define_flags(fv):
     boolean("do_train", False, "Fine-tune.")
     boolean("do_eval", False, "Evaluate on --eval_split: eval_results.json.")
     boolean("do_predict", False, "Predict --predict_split: predictions.tsv.")
-    integer("max_seq_length", 128, "Sequence length T.")
+    integer("max_seq_length", 128, "Sequence length T (the segment length with "
+            "--long_doc=memory).")
+    enum("long_doc", "truncate", ["truncate", "memory"],
+         "Documents longer than --max_seq_length: truncate (keep the first pieces) or read "
+         "them as up to --max_segments segments carrying Transformer-XL memory, classified "
+         "from the last segment (single-text tasks).")
+    integer("max_segments", 4, "--long_doc=memory: segments per document (its first "
+            "max_segments * max_seq_length - 2 pieces are kept).")
+    integer("mem_len", None, "--long_doc=memory: memory length (default (max_segments - 1) "
+            "* max_seq_length: the last segment sees the whole document; shorter warns).")
     integer("eval_batch_size", 128, "Evaluation / prediction batch size.")
     cli.define_finetune_training_flags(fv, train_batch_size=8, learning_rate=1e-5,
                                        train_steps=1000, adam_epsilon=1e-8,
@@ -108,6 +121,14 @@ def check_flags(F):
         cli.fail(f"--max_seq_length={F.max_seq_length} is too small: the layout needs at "
                  f"least <sep> <sep> <cls>")
     cli.check_finetune_flags(F, positive=("eval_batch_size",))
+    if F.long_doc == "memory":
+        if F.max_segments < 1:
+            cli.fail(f"--max_segments must be >= 1, got {F.max_segments}")
+        if F.mem_len is not None and F.mem_len < 1:
+            cli.fail(f"--mem_len must be >= 1 with --long_doc=memory (the memory carried "
+                     f"between segments), got {F.mem_len}")
+    elif F["max_segments"].present or F["mem_len"].present:
+        cli.fail("--max_segments and --mem_len apply to --long_doc=memory only")
     if F.eval_every < 0:
         cli.fail(f"--eval_every must be >= 0, got {F.eval_every}")
     if F.eval_every and not F.do_train:
@@ -145,7 +166,8 @@ def main(F):
         predict_split=F.predict_split, summary_type=F.summary_type,
         use_summ_proj=F.use_summ_proj, cls_scope=F.cls_scope, do_train=F.do_train,
         do_eval=F.do_eval, do_predict=F.do_predict, eval_batch_size=F.eval_batch_size,
-        eval_every=F.eval_every, keep_best=F.keep_best)
+        eval_every=F.eval_every, keep_best=F.keep_best, long_doc=F.long_doc,
+        max_segments=F.max_segments if F.long_doc == "memory" else 1, mem_len=F.mem_len)
     return cli.dispatch_finetuning(F, run, export_only=not actions, export=export_classifier_run,
                                    fine_tune=fine_tune_classifier)
 

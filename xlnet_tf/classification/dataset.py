@@ -10,7 +10,8 @@ from xlnet_tf.classification.records import read_manifest
 
 def classifier_dataset(record_path, batch_size: int, is_training: bool, max_seq_length: int,
                        is_regression: bool = False, input_context=None, seed: Optional[int] = 0,
-                       shuffle_buffer: int = 2048, repeat: Optional[bool] = None):
+                       shuffle_buffer: int = 2048, repeat: Optional[bool] = None,
+                       max_segments: Optional[int] = None):
     """tf.data pipeline over a classification TFRecord file.
 
     Args:
@@ -25,8 +26,10 @@ def classifier_dataset(record_path, batch_size: int, is_training: bool, max_seq_
       input_context: ``tf.distribute.InputContext``; the records are sharded over its input
         pipelines.
       repeat: override the default (repeat only when training).
+      max_segments: long-document records (``prepare_classifier_records(max_segments=S)``):
+        rows of ``S * T`` positions; must match the file's manifest.
     Yields:
-      dicts ``input_ids`` int32 ``[b, T]``, ``seg_ids`` int32 ``[b, T]``, ``input_mask`` float32
+      dicts ``input_ids`` int32 ``[b, T]`` (``[b, S*T]`` with max_segments), ``seg_ids`` int32 ``[b, T]``, ``input_mask`` float32
       ``[b, T]`` (1 = padding), ``label`` ``[b]`` int32 (float32 for regression),
       ``is_real_example`` float32 ``[b]`` (a weight: 0 for eval padding rows).
     """
@@ -41,6 +44,12 @@ def classifier_dataset(record_path, batch_size: int, is_training: bool, max_seq_
         if s["max_seq_length"] != T:
             raise ValueError(f"{record_path} was written with max_seq_length={s['max_seq_length']}, but "
                              f"max_seq_length={T} was requested; rebuild the records or pass the same length.")
+        made = (s.get("long_doc") or {}).get("max_segments")
+        if made != max_segments:
+            def said(n):
+                return f"long_doc=memory with max_segments={n}" if n else "long_doc=truncate"
+            raise ValueError(f"{record_path} was written with {said(made)}, but {said(max_segments)} "
+                             f"was requested; rebuild the records or pass the same settings.")
         if bool(s["is_regression"]) != bool(is_regression):
             raise ValueError(f"{record_path} was written with is_regression={s['is_regression']}, but "
                              f"is_regression={is_regression} was requested.")
@@ -56,10 +65,11 @@ def classifier_dataset(record_path, batch_size: int, is_training: bool, max_seq_
     if repeat:
         d = d.repeat()
     d = d.batch(per_batch, drop_remainder=is_training)
+    L = T * (max_segments or 1)
     spec = {
-        "input_ids": tf.io.FixedLenFeature([T], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([T], tf.float32),
-        "segment_ids": tf.io.FixedLenFeature([T], tf.int64),
+        "input_ids": tf.io.FixedLenFeature([L], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([L], tf.float32),
+        "segment_ids": tf.io.FixedLenFeature([L], tf.int64),
         "label_ids": tf.io.FixedLenFeature([], tf.float32 if is_regression else tf.int64),
         "is_real_example": tf.io.FixedLenFeature([], tf.int64),
     }

@@ -11,6 +11,11 @@ Signatures (method name ``tensorflow/serving/predict``):
   classification ``probabilities`` float32 ``[B, C]``, ``logits`` float32 ``[B, C]`` and
   ``label`` string ``[B]`` (the label name of the arg-max); regression ``score`` float32
   ``[B]`` and ``logits`` float32 ``[B, 1]``.
+A classifier with ``long_doc='memory'`` is exported with ``max_seq_length`` = segments x
+segment length: the text is packed to that many positions and the segments and their
+memory are read in-graph (a fixed number of segments, unrolled); ``encode`` then returns
+the last segment's states.
+
 * ``predict_ids``: already-packed features ``input_ids`` int32 ``[B, T]``, ``seg_ids`` int32
   ``[B, T]``, ``input_mask`` float32 ``[B, T]`` (1 = padding); same outputs.
 * ``encode``: the same text inputs as ``serving_default``; outputs the fine-tuned
@@ -85,9 +90,11 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
         return tokenizer(clean_text_tf(texts, task_name))                     # [B, (n)]
 
     def encode(input_ids, seg_ids, input_mask):
-        hidden = model.transformer({"input_ids": input_ids, "seg_ids": seg_ids,
-                                    "input_mask": input_mask}, training=False)["hidden"]
-        return encode_outputs(hidden, input_ids, input_mask)
+        # the states the head summarises: with long_doc='memory' the last segment's
+        hidden, _ = model.backbone_states({"input_ids": input_ids, "seg_ids": seg_ids,
+                                           "input_mask": input_mask}, training=False)
+        t = hidden.shape[1]                                                  # T (last segment)
+        return encode_outputs(hidden, input_ids[:, -t:], input_mask[:, -t:])
 
     if pair:
         def packed(text_a, text_b):

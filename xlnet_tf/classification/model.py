@@ -33,6 +33,13 @@ losses and the fine-tuning task are in ``xlnet_tf.classification.task``:
 Fine-tuning never uses the Transformer-XL memory nor bi_data (the original's RunConfig for
 fine-tuning copies neither), so the classifier forces ``mem_len=None, reuse_len=None,
 bi_data=False, same_length=False, attn_type='bi'`` on the config it is given.
+
+Long documents (``long_doc='memory'``): the input is ``max_segments * seq_len`` positions
+(the same left-padded layout, only longer) read as ``max_segments`` segments of
+``seq_len`` carrying Transformer-XL memory of ``mem_len`` positions
+(``xlnet_tf.modeling.model.read_segments``); the summary is taken over the LAST segment,
+which ends with ``<sep> <cls>``.  The backbone then runs with ``mem_len`` (only the memory
+differs; the weights and their names are the same as in truncate mode).
 """
 import math
 
@@ -41,9 +48,10 @@ import tensorflow as tf
 
 from xlnet_tf.finetuning import finetune_config
 from xlnet_tf.modeling.layers import NEG_INF, LayerNorm, dropout, fold_seed, initializer
-from xlnet_tf.modeling.model import XLNetModel, model_from_config
+from xlnet_tf.modeling.model import XLNetModel, model_from_config, read_segments
 
 SUMMARY_TYPES = ("last", "first", "mean", "attn")
+LONG_DOC_MODES = ("truncate", "memory")
 MODEL_INPUT_KEYS = ("input_ids", "seg_ids", "input_mask")
 
 
@@ -174,6 +182,9 @@ class XLNetClassifier(keras.Model):
       is_regression: one score per example, trained with squared error.
       summary_type, use_summ_proj: as the original's flags.
       cls_scope: the original's ``--cls_scope`` (classification head scope suffix).
+      long_doc: ``truncate`` (one segment) or ``memory`` (see module docstring; then
+        ``seq_len`` = the segment length T, ``max_segments`` = S and ``mem_len`` are needed,
+        and the inputs are [B, S*T]).
 
     Call: ``model({"input_ids": [B, T] int32, "seg_ids": [B, T] int32, "input_mask": [B, T]
     float 1 = padding}, training)`` (other keys, such as ``label``, are ignored) ->
@@ -181,7 +192,8 @@ class XLNetClassifier(keras.Model):
     """
 
     def __init__(self, config, n_class=2, task_name="task", is_regression=False,
-                 summary_type="last", use_summ_proj=True, cls_scope=None, **kwargs):
+                 summary_type="last", use_summ_proj=True, cls_scope=None,
+                 long_doc="truncate", seq_len=None, max_segments=1, mem_len=None, **kwargs):
         kwargs.setdefault("name", "xlnet_classifier")
         super().__init__(**kwargs)
         config = finetune_config(config)
@@ -195,9 +207,22 @@ class XLNetClassifier(keras.Model):
         self.summary_type = summary_type
         self.use_summ_proj = bool(use_summ_proj)
         self.head_scope = head_scope(task_name, self.is_regression, self.cls_scope)
+        if long_doc not in LONG_DOC_MODES:
+            raise ValueError(f"long_doc must be one of {LONG_DOC_MODES}, got {long_doc!r}")
+        self.long_doc = long_doc
+        self.seq_len = None if seq_len is None else int(seq_len)
+        self.max_segments, self.mem_len = int(max_segments), mem_len
+        backbone_config = config
+        if long_doc == "memory":
+            if not self.seq_len or self.max_segments < 1 or not mem_len or mem_len < 1:
+                raise ValueError(f"long_doc='memory' needs seq_len >= 1, max_segments >= 1 and "
+                                 f"mem_len >= 1, got seq_len={seq_len}, max_segments="
+                                 f"{max_segments}, mem_len={mem_len}")
+            self.mem_len = int(mem_len)
+            backbone_config = config.replace(mem_len=self.mem_len)
         init = initializer(config)
         dtype = self.dtype_policy
-        self.transformer = XLNetModel(config, name="transformer", dtype=dtype)
+        self.transformer = XLNetModel(backbone_config, name="transformer", dtype=dtype)
         # mask_emb only feeds the pretraining query stream; the original fine-tuning graph
         # does not create it, so it is neither trained nor part of the original names here
         # (a checkpoint fine-tuned by the original code has no mask_emb to load).
@@ -216,6 +241,8 @@ class XLNetClassifier(keras.Model):
                 "n_class": self.n_class, "task_name": self.task_name,
                 "is_regression": self.is_regression, "summary_type": self.summary_type,
                 "use_summ_proj": self.use_summ_proj, "cls_scope": self.cls_scope,
+                "long_doc": self.long_doc, "seq_len": self.seq_len,
+                "max_segments": self.max_segments, "mem_len": self.mem_len,
                 "dtype": self.dtype_policy.name}
 
     @classmethod
@@ -233,9 +260,20 @@ class XLNetClassifier(keras.Model):
     def call(self, inputs, training=False):
         if not isinstance(inputs, dict) or "input_ids" not in inputs:
             raise ValueError(f"{type(self).__name__} takes a dict with keys {MODEL_INPUT_KEYS}")
-        feats = {k: inputs[k] for k in MODEL_INPUT_KEYS if inputs.get(k) is not None}
-        hidden = self.transformer(feats, training=training)["hidden"]        # [B, T, d]
-        summary = self.sequence_summary(hidden, feats.get("input_mask"),
-                                        training=training)                   # [B, d]
+        hidden, mask = self.backbone_states(inputs, training=training)      # [B, T, d]
+        summary = self.sequence_summary(hidden, mask, training=training)     # [B, d]
         logits = tf.cast(self.logit(summary), tf.float32)                    # [B, C]
         return {"logits": logits}
+
+    def backbone_states(self, inputs, training=False):
+        """``(hidden [B, T, d], input_mask [B, T] or None)`` of the part that is summarised:
+        the whole input, or with ``long_doc='memory'`` the last segment read with memory."""
+        feats = {k: inputs[k] for k in MODEL_INPUT_KEYS if inputs.get(k) is not None}
+        if self.long_doc == "memory":
+            total = feats["input_ids"].shape[1]
+            if total != self.seq_len * self.max_segments:
+                raise ValueError(f"long_doc='memory' takes inputs of max_segments * seq_len = "
+                                 f"{self.max_segments} * {self.seq_len} positions, got {total}")
+            return read_segments(self.transformer, feats, self.seq_len, training=training)
+        hidden = self.transformer(feats, training=training)["hidden"]        # [B, T, d]
+        return hidden, feats.get("input_mask")

@@ -8,6 +8,12 @@ Cached records
 ``is_real_example`` int64) plus ``<record>.manifest.json`` stating the settings it was made
 with; a later call reuses it only when the manifest matches. ``classifier_dataset`` reads it.
 
+Long documents (``max_segments=S``, run_classifier's ``--long_doc=memory``): the same layout
+packed to ``S * max_seq_length`` positions (the first ``S*T - 2`` pieces kept, left padding),
+so that cut into segments of T from the end only the first non-empty segment holds padding
+and only the last ends with ``<sep> <cls>``.  The manifest then records ``long_doc`` and the
+file name says ``len-{T}x{S}``: these records never stand in for the truncated ones.
+
 The record keys on disk are the original's (``segment_ids``, ``label_ids``); the input
 pipeline (``xlnet_tf.classification.dataset``) renames them right after parsing.
 """
@@ -131,22 +137,25 @@ class RecordInfo(NamedTuple):
     reused: bool
 
 
-def record_file_name(task_name: str, spm_sha256: str, max_seq_length: int, split: str, is_training: bool) -> str:
+def record_file_name(task_name: str, spm_sha256: str, max_seq_length: int, split: str, is_training: bool,
+                     max_segments: Optional[int] = None) -> str:
     """``{task}.sp-{sha}.len-{T}.train.tf_record`` / ``….{split}.eval.tf_record``: the
     original's names with the task in front (several tasks can share one cache folder) and
     the first 12 hex digits of the SentencePiece model's sha256 where the original put the
-    model's file name (two different models both called spiece.model get different files)."""
+    model's file name (two different models both called spiece.model get different files).
+    Long-document records (``max_segments``) say ``len-{T}x{S}``."""
     if is_training:
         kind = "train" if split == "train" else f"{split}.train"
     else:
         kind = f"{split}.eval"
-    return f"{task_name}.sp-{spm_sha256[:12]}.len-{int(max_seq_length)}.{kind}.tf_record"
+    length = f"{int(max_seq_length)}x{int(max_segments)}" if max_segments else str(int(max_seq_length))
+    return f"{task_name}.sp-{spm_sha256[:12]}.len-{length}.{kind}.tf_record"
 
 
 def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, tokenizer, max_seq_length: int, *,
                                is_training: Optional[bool] = None, eval_batch_size: Optional[int] = None,
                                cache_dir, overwrite_data: bool = False, shuffle_seed: int = 12345,
-                               num_passes: int = 1) -> RecordInfo:
+                               num_passes: int = 1, max_segments: Optional[int] = None) -> RecordInfo:
     """Builds (or reuses) the cached TFRecord file of ``split`` and its manifest.
 
     Args:
@@ -162,6 +171,9 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
       cache_dir: where the records go (must be writable; the scripts pass
         ``OUTPUT_DIR/data_cache`` or ``--cache_dir``, never the data folder).
       overwrite_data: rebuild even if a matching cache exists (the original's flag).
+      max_segments: long documents read with memory: pack each example to
+        ``max_segments * max_seq_length`` positions (see module docstring); None = one
+        segment, truncated to ``max_seq_length`` (today's records, unchanged).
     Returns:
       ``RecordInfo(path, manifest, reused)``; the manifest holds the settings and counts
       (``num_records``, ``num_real``, ``num_padding``, ``num_truncated``) and ``label_list``.
@@ -169,6 +181,8 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
     if is_training is None:
         is_training = split == "train"
     T = check_max_seq_length(max_seq_length, pair=False)
+    if max_segments is not None and (int(max_segments) != max_segments or max_segments < 1):
+        raise ValueError(f"max_segments must be an integer >= 1, got {max_segments!r}")
     data_dir = os.fspath(data_dir)
     cache_dir = os.fspath(cache_dir)
     os.makedirs(cache_dir, exist_ok=True)
@@ -197,7 +211,11 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
         "num_passes": int(num_passes) if is_training else 1,
         "pad_to_multiple": None if is_training or not eval_batch_size else int(eval_batch_size),
     }
-    path = os.path.join(cache_dir, record_file_name(processor.name, tok["spm_sha256"], T, split, is_training))
+    if max_segments is not None:
+        # only in long-document records: the manifests of truncated records stay as they were
+        settings["long_doc"] = {"mode": "memory", "max_segments": int(max_segments)}
+    path = os.path.join(cache_dir, record_file_name(processor.name, tok["spm_sha256"], T, split, is_training,
+                                                    max_segments))
     manifest_path = path + MANIFEST_SUFFIX
     old = reusable_manifest(path, settings, overwrite_data)
     if old is not None:
@@ -216,7 +234,7 @@ def prepare_classifier_records(processor: DataProcessor, data_dir, split: str, t
     if os.path.exists(manifest_path):
         os.remove(manifest_path)
     counts = file_based_convert_examples_to_features(
-        examples, label_list, T, tokenizer, path, is_regression=processor.is_regression,
+        examples, label_list, T * (max_segments or 1), tokenizer, path, is_regression=processor.is_regression,
         num_passes=num_passes if is_training else 1, description=f"{processor.name}/{split}")
     manifest = {"settings": settings, "counts": counts, "record_file": os.path.basename(path),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S")}

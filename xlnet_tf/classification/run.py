@@ -34,6 +34,19 @@ class ClassifierRun(finetuning.SummaryTaskRun):
     eval_batch_size: int = 128
     eval_every: int = 0
     keep_best: bool = False
+    # long documents: "memory" reads up to max_segments segments of max_seq_length carrying
+    # mem_len of Transformer-XL memory (None = (max_segments - 1) * max_seq_length, exact)
+    long_doc: str = "truncate"
+    max_segments: int = 1
+    mem_len: Optional[int] = None
+
+    def long_doc_options(self):
+        """The ClassifierTask / XLNetClassifier keywords of the long-document settings."""
+        if self.long_doc != "memory":
+            return {"long_doc": "truncate"}
+        return {"long_doc": "memory", "max_segments": self.max_segments,
+                "mem_len": self.mem_len or (self.max_segments - 1) * self.max_seq_length
+                or self.max_seq_length}
 
 
 def is_generic(task):
@@ -43,15 +56,51 @@ def is_generic(task):
 def export(model, export_dir, spiece_model, cfg, version, say):
     """The SavedModel of ``model`` with the settings ``cfg`` (classifier_config.json)."""
     from xlnet_tf.classification.export import export_classifier
+    long_doc = cfg.get("long_doc")
+    segments = long_doc["max_segments"] if long_doc else 1
     path = export_classifier(
-        model, export_dir, spiece_model, max_seq_length=cfg["max_seq_length"],
+        model, export_dir, spiece_model, max_seq_length=cfg["max_seq_length"] * segments,
         label_list=cfg["label_list"], is_regression=cfg["is_regression"], pair=cfg["pair"],
         uncased=cfg["uncased"], task_name=cfg["task"], version=version,
-        info={"summary_type": cfg["summary_type"], "use_summ_proj": cfg["use_summ_proj"]})
+        info={"summary_type": cfg["summary_type"], "use_summ_proj": cfg["use_summ_proj"],
+              **({"long_doc": long_doc, "segment_length": cfg["max_seq_length"]}
+                 if long_doc else {})})
     say(f"SavedModel written to {os.path.abspath(path)} (signatures serving_default: raw "
         f"text, predict_ids: packed ids). Serve it with TF Serving: see README.md, 'Export for "
         f"TensorFlow Serving'.")
     return path
+
+
+def long_doc_model_options(cfg):
+    """The XLNetClassifier keywords of a classifier_config.json's long-document settings."""
+    long_doc = cfg.get("long_doc")
+    if not long_doc:
+        return {}
+    return {"long_doc": "memory", "seq_len": cfg["max_seq_length"],
+            "max_segments": long_doc["max_segments"], "mem_len": long_doc["mem_len"]}
+
+
+def check_long_doc(run, processor, say):
+    """--long_doc=memory: single-text tasks only; warns when --mem_len is too short for the
+    last segment to see the whole document."""
+    if run.long_doc not in ("truncate", "memory"):
+        raise ValueError(f"--long_doc must be truncate or memory, got {run.long_doc!r}")
+    if run.long_doc != "memory":
+        return
+    if run.max_segments < 1:
+        raise ValueError(f"--max_segments must be >= 1, got {run.max_segments}")
+    if run.mem_len is not None and run.mem_len < 1:
+        raise ValueError(f"--mem_len must be >= 1 with --long_doc=memory (the memory carried "
+                         f"between segments), got {run.mem_len}")
+    if task_has_text_b(processor):
+        raise ValueError(f"--long_doc=memory reads one text per example; --task={processor.name} "
+                         f"has a second text (use --long_doc=truncate)")
+    mem_len = run.long_doc_options()["mem_len"]
+    exact = (run.max_segments - 1) * run.max_seq_length
+    if mem_len < exact:
+        say(f"warning: --mem_len={mem_len} < (--max_segments - 1) * --max_seq_length = {exact}: "
+            f"the last segment attends to only the last {mem_len} positions of the earlier "
+            f"ones (Transformer-XL's approximation, not the full document)")
 
 
 def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None]] = None):
@@ -72,7 +121,8 @@ def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None
                             n_class=1 if cfg["is_regression"] else len(cfg["label_list"]),
                             task_name=cfg["task"], is_regression=cfg["is_regression"],
                             summary_type=cfg["summary_type"],
-                            use_summ_proj=cfg["use_summ_proj"], cls_scope=cfg["cls_scope"])
+                            use_summ_proj=cfg["use_summ_proj"], cls_scope=cfg["cls_scope"],
+                            **long_doc_model_options(cfg))
     source, step = restore_for_inference(model, run.output_dir, None, prefer_best=True)
     say(f"exporting the weights of {source} (step {step})")
     return export(model, run.export_dir, spiece, cfg, version, say)
@@ -87,7 +137,7 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     steps of that many epochs over the training examples.  Returns the evaluation results
     (or None without --do_eval).
     """
-    from xlnet_tf.classification.task import ClassifierTask, classifier_identity
+    from xlnet_tf.classification.task import ClassifierTask
     from xlnet_tf import training
 
     say = say or log.info
@@ -104,23 +154,23 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
         ([("predict", run.predict_split)] if run.do_predict else [])
     for _, split in splits:
         processor.source_files(run.data_dir, split)
-    identity = classifier_identity(config, processor, run.max_seq_length, run.summary_type,
-                                   run.use_summ_proj, run.cls_scope)
+    check_long_doc(run, processor, say)
+    task = ClassifierTask(config, processor, None, run.max_seq_length,
+                          summary_type=run.summary_type, use_summ_proj=run.use_summ_proj,
+                          cls_scope=run.cls_scope, seed=train_config.seed,
+                          shuffle_buffer=run.shuffle_buffer, **run.long_doc_options())
+    identity = task.identity
     training.check_output_dir(out, identity, CLASSIFIER_CONFIG)
     version = finetuning.check_export_dir(run.export_dir, run.export_version) \
         if run.export_dir else None
 
     strategy = finetuning.make_strategy(train_config, run.distribution)
-    task = ClassifierTask(config, processor, None, run.max_seq_length,
-                          summary_type=run.summary_type, use_summ_proj=run.use_summ_proj,
-                          cls_scope=run.cls_scope, seed=train_config.seed,
-                          shuffle_buffer=run.shuffle_buffer)
 
     # ---- the init checkpoint must fit the model: checked before anything is written
     model = finetuning.check_start_weights(run, task.build_model, say, head="classification head",
                                            action="evaluate")
 
-    records = build_records(run, processor, tokenizer, splits, say)
+    records = build_records(run, processor, tokenizer, splits, say, task.record_segments)
     if run.do_train:
         train_config = finetuning.training_steps(
             train_config, run.num_train_epochs,
@@ -142,13 +192,15 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
            "use_summ_proj": run.use_summ_proj, "cls_scope": run.cls_scope,
            "xlnet_config": task.config.to_dict(), "spiece_model": finetuning.SPIECE_MODEL,
            "identity": identity}
+    if task.long_doc_settings():
+        cfg["long_doc"] = task.long_doc_settings()
     # (a training run writes them with its first checkpoint)
     write_files = functools.partial(finetuning.write_run_files, out, CLASSIFIER_CONFIG, cfg,
                                     task.config, spiece)
     if not run.do_train:
         write_files()
 
-    evaluation = Evaluation(run, processor, records, say)
+    evaluation = Evaluation(run, processor, records, say, task.record_segments)
     if run.do_train:
         model, step, source = train(run, task, train_config, strategy, records, evaluation,
                                     say, write_files)
@@ -162,7 +214,7 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     return results
 
 
-def build_records(run, processor, tokenizer, splits, say):
+def build_records(run, processor, tokenizer, splits, say, max_segments=None):
     """The cached TFRecords of every split the run needs: {kind: RecordInfo}."""
     from xlnet_tf.classification.records import prepare_classifier_records
     cache_dir = finetuning.default_cache_dir(run.cache_dir, run.output_dir)
@@ -173,13 +225,15 @@ def build_records(run, processor, tokenizer, splits, say):
                 processor, run.data_dir, split, tokenizer, run.max_seq_length,
                 is_training=kind == "train",
                 eval_batch_size=None if kind == "train" else run.eval_batch_size,
-                cache_dir=cache_dir, overwrite_data=run.overwrite_data)
+                cache_dir=cache_dir, overwrite_data=run.overwrite_data,
+                max_segments=max_segments)
         except PermissionError as e:
             raise ValueError(str(e)) from None
         records[kind] = info
         c = info.manifest["counts"]
         say(f"{kind} records ({split}): {info.path} - {c['num_real']} examples, "
-            f"{c['num_truncated']} truncated to {run.max_seq_length} tokens"
+            f"{c['num_truncated']} truncated to {run.max_seq_length * (max_segments or 1)} "
+            f"tokens"
             f"{' (reused)' if info.reused else ''}")
     return records
 
@@ -188,11 +242,12 @@ class Evaluation:
     """Evaluation on --eval_split: the periodic one during training (--eval_every, with
     --keep_best the best weights in OUTPUT_DIR/best/) and the final one."""
 
-    def __init__(self, run, processor, records, say):
+    def __init__(self, run, processor, records, say, max_segments=None):
         from xlnet_tf.classification.task import Evaluator
         self.run, self.say = run, say
         self.evaluator = Evaluator(processor, records["eval"].path, run.eval_batch_size,
-                                   run.max_seq_length) if "eval" in records else None
+                                   run.max_seq_length, max_segments) \
+            if "eval" in records else None
         self.main_metric = processor.metric_names[0] if hasattr(processor, "metric_names") \
             else None
         self.best_dir = os.path.join(run.output_dir, "best")
@@ -277,7 +332,8 @@ def train(run, task, train_config, strategy, records, evaluation, say, write_fil
 def predict(run, processor, task, record_path, model, say):
     """predictions.tsv + predict_results.jsonl of --predict_split."""
     from xlnet_tf.classification.task import Evaluator, write_predictions
-    predictor = Evaluator(processor, record_path, run.eval_batch_size, run.max_seq_length)
+    predictor = Evaluator(processor, record_path, run.eval_batch_size, run.max_seq_length,
+                          task.record_segments)
     logits = predictor.outputs(model)["logits"]
     tsv, jsonl = write_predictions(run.output_dir, logits, task.label_list, task.is_regression)
     say(f"wrote {len(logits)} predictions of the {run.predict_split} split to {tsv} and "

@@ -42,10 +42,15 @@ class ClassifierTask(Task):
       max_seq_length: T.
       summary_type, use_summ_proj, cls_scope: head options.
       seed, shuffle_buffer: training input order.
+      long_doc, max_segments, mem_len: ``memory`` reads documents of up to
+        ``max_segments * max_seq_length`` positions as segments carrying ``mem_len`` of
+        Transformer-XL memory (records from ``prepare_classifier_records(max_segments=...)``);
+        ``truncate`` (the default) is one segment.
     """
 
     def __init__(self, config, processor, train_record, max_seq_length, *, summary_type="last",
-                 use_summ_proj=True, cls_scope=None, seed=0, shuffle_buffer=2048):
+                 use_summ_proj=True, cls_scope=None, seed=0, shuffle_buffer=2048,
+                 long_doc="truncate", max_segments=1, mem_len=None):
         self.config = finetune_config(config)
         self.processor = processor
         self.train_record = train_record
@@ -55,8 +60,23 @@ class ClassifierTask(Task):
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
         self.is_regression = bool(processor.is_regression)
         self.label_list = None if self.is_regression else list(processor.label_list)
+        self.long_doc = long_doc
+        self.max_segments = int(max_segments) if long_doc == "memory" else 1
+        self.mem_len = mem_len if long_doc == "memory" else None
         self.identity = classifier_identity(self.config, processor, self.max_seq_length,
-                                            summary_type, use_summ_proj, cls_scope)
+                                            summary_type, use_summ_proj, cls_scope,
+                                            self.long_doc_settings())
+
+    def long_doc_settings(self):
+        """None in truncate mode, else {"mode", "max_segments", "mem_len"}."""
+        if self.long_doc != "memory":
+            return None
+        return {"mode": "memory", "max_segments": self.max_segments, "mem_len": self.mem_len}
+
+    @property
+    def record_segments(self):
+        """``max_segments`` of the records (None = truncated records)."""
+        return self.max_segments if self.long_doc == "memory" else None
 
     def build_model(self, dtype=None):
         kwargs = {"dtype": dtype} if dtype else {}
@@ -64,14 +84,16 @@ class ClassifierTask(Task):
             self.config, n_class=1 if self.is_regression else len(self.label_list),
             task_name=self.processor.name, is_regression=self.is_regression,
             summary_type=self.summary_type, use_summ_proj=self.use_summ_proj,
-            cls_scope=self.cls_scope, **kwargs)
+            cls_scope=self.cls_scope, long_doc=self.long_doc, seq_len=self.max_seq_length,
+            max_segments=self.max_segments, mem_len=self.mem_len, **kwargs)
 
     def dataset(self, input_context, per_replica_batch, skip_batches):
         replicas = input_context.num_replicas_in_sync if input_context is not None else 1
         ds = classifier_dataset(self.train_record, per_replica_batch * replicas, True,
                                 self.max_seq_length, self.is_regression,
                                 input_context=input_context, seed=self.seed,
-                                shuffle_buffer=self.shuffle_buffer)
+                                shuffle_buffer=self.shuffle_buffer,
+                                max_segments=self.record_segments)
         return ds.skip(skip_batches) if skip_batches else ds
 
     def loss(self, model, batch, state, training):
@@ -91,9 +113,11 @@ class ClassifierTask(Task):
 
 
 def classifier_identity(config, processor, max_seq_length, summary_type, use_summ_proj,
-                        cls_scope):
-    """What makes two fine-tuning runs share an output_dir (written to task.json)."""
-    return {"task": "classifier", "task_name": processor.name,
+                        cls_scope, long_doc=None):
+    """What makes two fine-tuning runs share an output_dir (written to task.json).
+    ``long_doc``: the memory-mode settings, None in truncate mode (a folder written before
+    the key existed has none, and only keys a folder has are compared)."""
+    return {"long_doc": dict(long_doc) if long_doc else None,"task": "classifier", "task_name": processor.name,
             "xlnet_config": finetune_config(config).checkpoint_dict(),
             "max_seq_length": int(max_seq_length),
             "label_list": None if processor.is_regression else list(processor.label_list),
@@ -110,12 +134,13 @@ class Evaluator:
     every batch is full) are dropped from the outputs.
     """
 
-    def __init__(self, processor, record_path, batch_size, max_seq_length):
+    def __init__(self, processor, record_path, batch_size, max_seq_length, max_segments=None):
         self.processor = processor
         self.record_path = record_path
         self.batch_size = int(batch_size)
         self.max_seq_length = int(max_seq_length)
         self.is_regression = bool(processor.is_regression)
+        self.max_segments = max_segments
         self._fns = {}
 
     def _fn(self, model):
@@ -133,7 +158,7 @@ class Evaluator:
         """{"logits": [N, C] float32, "label": [N], "weight": [N]} for the N real examples,
         in file order."""
         ds = classifier_dataset(self.record_path, self.batch_size, False, self.max_seq_length,
-                                self.is_regression)
+                                self.is_regression, max_segments=self.max_segments)
         out = evaluate_dataset(self._fn(model), ds)
         keep = out["weight"] > 0.5
         return {k: v[keep] for k, v in out.items()}

@@ -2,6 +2,9 @@
 
 Public inputs use the ORIGINAL convention (1.0 = blocked / padding):
   * ``input_mask`` [B, T]:    1 = padding token (a padded KEY is invisible to every query);
+    with a memory of M positions it may instead be [B, M + T], covering the memory too
+    (long documents read segment by segment carry the padding of an earlier segment into
+    the memory; a [B, T] mask leaves every memory column visible, as in the original);
   * ``perm_mask``  [B, T, T]: perm_mask[b, i, j] = 1 -> query i may NOT attend key j.
 Inside the model a mask is a BOOLEAN "may attend" tensor of shape [B|1, 1, T|1, K]
 (axis 1 broadcasts over heads), K = M + T keys (M memory positions first).
@@ -42,7 +45,7 @@ def attention_masks(qlen, mlen, input_mask=None, perm_mask=None, attn_type="bi",
 
     Args:
       qlen, mlen: python ints (static lengths of the segment and of the memory).
-      input_mask: optional float [B, T], 1 = padding.
+      input_mask: optional float [B, T], 1 = padding; or [B, M + T] (memory keys first).
       perm_mask: optional float [B, T, T], 1 = query i may not attend key j.
     Returns:
       (content_allowed, query_allowed): bool tensors broadcastable to [B, 1, T, K], or
@@ -52,16 +55,22 @@ def attention_masks(qlen, mlen, input_mask=None, perm_mask=None, attn_type="bi",
     if attn_type == "uni":
         blocked = causal_blocked(qlen, mlen, same_length)[None]   # [1, T, K]
     data = None
+    mem_keys = None
     if input_mask is not None:
-        data = tf.cast(input_mask, tf.float32)[:, None, :] > 0    # [B, 1, T]
+        data = tf.cast(input_mask, tf.float32)[:, None, :] > 0    # [B, 1, T] or [B, 1, K]
+        if mlen > 0 and input_mask.shape[-1] == mlen + qlen:
+            # the mask covers the memory: its columns come from it, not all-visible
+            data, mem_keys = data[:, :, mlen:], data[:, :, :mlen]  # [B, 1, T], [B, 1, M]
     if perm_mask is not None:
         pm = tf.cast(perm_mask, tf.float32) > 0                   # [B, T, T]
         data = pm if data is None else (data | pm)                # [B, T|1, T]
     if data is not None:
         if mlen > 0:
-            # memory columns are always visible
-            pad = tf.zeros(dims(data)[:2] + [mlen], tf.bool)
-            data = tf.concat([pad, data], axis=2)                 # [B, T|1, K]
+            # memory columns are visible unless a [B, M + T] input_mask blocks them
+            if mem_keys is None:
+                mem_keys = tf.zeros(dims(data)[:1] + [1, mlen], tf.bool)  # [B, 1, M]
+            mem_keys = tf.broadcast_to(mem_keys, dims(data)[:2] + [mlen])  # [B, T|1, M]
+            data = tf.concat([mem_keys, data], axis=2)            # [B, T|1, K]
         blocked = data if blocked is None else (blocked | data)
     if blocked is None:
         return None, None

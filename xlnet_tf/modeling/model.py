@@ -5,7 +5,7 @@ Public contract (batch-major; masks in the ORIGINAL convention, 1 = blocked/padd
 
     out = model({"input_ids": [B, T] int32,
                  "seg_ids": [B, T] int32,                    # optional (no segment term)
-                 "input_mask": [B, T] float, 1 = padding,    # optional
+                 "input_mask": [B, T] float, 1 = padding,    # optional; [B, M+T] with mems
                  "perm_mask": [B, T, T] float, 1 = i may NOT attend j,   # optional
                  "target_mapping": [B, P, T] float one-hot rows,        # optional
                  "inp_q": [B, T] float, 1 = predicted position,        # optional
@@ -21,6 +21,8 @@ The query stream runs when ``target_mapping`` or ``inp_q`` is given.  With
 position its one-hot row names; an all-zero row is a padding slot); with only ``inp_q`` it
 runs over all T positions from ``inp_q * mask_emb + (1 - inp_q) * word_emb``.
 """
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -48,6 +50,81 @@ def cache_mem(curr_out, prev_mem, mem_len, reuse_len=None):
     new_mem = curr_out if prev_mem is None else tf.concat(
         [tf.cast(prev_mem, tf.float32), curr_out], axis=1)                   # [B, M+T', d]
     return tf.stop_gradient(new_mem[:, -mem_len:])                           # [B, <=mem_len, d]
+
+
+def read_segments(model, inputs, seg_len, training=False):
+    """Reads a long input as consecutive segments of ``seg_len`` carrying Transformer-XL
+    memory (the original's recurrence over segments, as in its pretraining input).
+
+    Args:
+      model: an ``XLNetModel`` whose config has ``mem_len`` >= 1 (the memory kept).
+      inputs: ``input_ids`` [B, S*T] int32, optional ``seg_ids`` [B, S*T] and ``input_mask``
+        [B, S*T] float (1 = padding); T = ``seg_len``, S a static number of segments.
+      seg_len: T, a python int dividing the static length.
+    Returns:
+      ``(hidden [B, T, d] of the LAST segment, its input_mask [B, T] or None)``.
+
+    The padding of an earlier segment stays blocked once it is in the memory (the backbone
+    takes an ``input_mask`` over memory + segment).  With ``mem_len >= (S - 1) * T`` the last
+    segment's states are exactly those of one forward over all S*T positions in which each
+    segment attends to itself and to every earlier segment (a block-causal ``perm_mask``);
+    a shorter memory sees only its last ``mem_len`` positions, layer by layer.  Memory
+    segment ids count as segment 0 (as in the original), so inputs whose earlier segments
+    hold a second text (segment id 1) are not read exactly.  No gradient flows through the
+    memory (``cache_mem``).  A segment that is padding in every row of the batch (a short
+    document's leading segments) is not computed: its memory is zeros, blocked by the mask.
+    """
+    mem_len = model.xlnet_config.mem_len
+    if not mem_len:
+        raise ValueError("read_segments needs a backbone with mem_len >= 1 (its config has "
+                         f"mem_len={mem_len!r})")
+    ids = inputs["input_ids"]
+    total, T = _static_dim(ids, 1), int(seg_len)
+    if total is None or total % T:
+        raise ValueError(f"read_segments: the input length {total} is not a multiple of the "
+                         f"segment length {T}")
+    mask = inputs.get("input_mask")
+    mask = None if mask is None else tf.cast(mask, tf.float32)               # [B, S*T]
+    seg_ids = inputs.get("seg_ids")
+    mems, mem_mask, out = None, None, None
+    for s in range(total // T):
+        part = slice(s * T, (s + 1) * T)
+        feats = {"input_ids": ids[:, part]}                                  # [B, T]
+        if seg_ids is not None:
+            feats["seg_ids"] = seg_ids[:, part]                              # [B, T]
+        seg_mask = None if mask is None else mask[:, part]                   # [B, T]
+        if seg_mask is not None:
+            feats["input_mask"] = seg_mask if mem_mask is None else tf.concat(
+                [mem_mask, seg_mask], axis=1)                                # [B, M+T]
+        if mems is not None:
+            feats["mems"] = mems                                             # n_layer x [B, M, d]
+        if seg_mask is not None and s < total // T - 1:
+            # a segment that is padding in every row adds only blocked memory: skip its
+            # forward, its memory is zeros (blocked by the mask as the computed one would be)
+            mems = tf.cond(tf.reduce_all(seg_mask > 0.5),
+                           functools.partial(_blank_mems, model, mems, dims(ids)[0], T),
+                           functools.partial(_segment_mems, model, feats, training))
+        else:
+            out = model(feats, training=training)
+            mems = out["new_mems"]
+        if seg_mask is not None:
+            # the memory keeps the last mem_len positions of [memory, segment]: so does its mask
+            mem_mask = (seg_mask if mem_mask is None else
+                        tf.concat([mem_mask, seg_mask], axis=1))[:, -mem_len:]  # [B, M']
+        last_mask = seg_mask
+    return out["hidden"], last_mask
+
+
+def _segment_mems(model, feats, training):
+    return list(model(feats, training=training)["new_mems"])
+
+
+def _blank_mems(model, mems, batch, seg_len):
+    """The memory after a segment of padding only: zeros appended, the last mem_len kept."""
+    c = model.xlnet_config
+    zeros = tf.zeros([batch, seg_len, c.d_model], tf.float32)                # [B, T, d]
+    return [(zeros if m is None else tf.concat([tf.cast(m, tf.float32), zeros], axis=1))
+            [:, -c.mem_len:] for m in (mems or [None] * c.n_layer)]         # [B, M', d]
 
 
 def _static_dim(x, axis):
@@ -81,13 +158,21 @@ def validate_inputs(inputs, config):
                              f"must be {['B' if e == b and i == 0 else e for i, e in enumerate(expected)]}")
 
     check("seg_ids", [b, t])
-    check("input_mask", [b, t])
+    mems = inputs.get("mems")
+    mem_width = None
+    if mems is not None and len(mems) > 0 and mems[0] is not None and mems[0].shape.rank == 3:
+        mem_width = mems[0].shape[1]
+    im = inputs.get("input_mask")
+    if im is not None and mem_width and t is not None and im.shape.rank == 2 \
+            and im.shape[1] == mem_width + t:
+        check("input_mask", [b, mem_width + t])                  # a mask over memory + segment
+    else:
+        check("input_mask", [b, t])
     check("inp_q", [b, t])
     check("perm_mask", [b, t, t])
     tm = inputs.get("target_mapping")
     if tm is not None:
         check("target_mapping", [b, None, t])
-    mems = inputs.get("mems")
     if mems is not None and len(mems) > 0:
         if len(mems) != config.n_layer:
             raise ValueError(f"mems must be a list of n_layer={config.n_layer} tensors "
