@@ -182,11 +182,11 @@ def test_fit_reduces_the_loss_on_a_separable_toy_set(presets):
     bad = [f"terrible awful thing {i}" for i in range(16)]
     x, y = good + bad, np.array([1] * 16 + [0] * 16)
     model.compile(learning_rate=1e-2, warmup_steps=2, train_steps=40)
-    before = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
-    history = model.fit(x, y, batch_size=8, epochs=6, shuffle=True, verbose=0)
+    history = model.fit(x, y, batch_size=8, epochs=6, shuffle=True, verbose=0).history
     after = model.evaluate(x, y, batch_size=32, verbose=0, return_dict=True)
-    assert len(history.history["loss"]) == 6
-    assert after["loss"] < 0.5 * before["loss"], (before, after)
+    assert len(history["loss"]) == 6
+    # the first epoch's mean loss starts near log(2) for a new head
+    assert history["loss"][0] > 0.6 and after["loss"] < 0.5 * history["loss"][0], history
     assert after["accuracy"] == 1.0
 
 
@@ -197,7 +197,9 @@ def test_regression_with_one_class(presets):
     model.compile(learning_rate=1e-3)
     x = (["a", "b c", "d", "e f g"], ["x", "y", "z", "w"])
     y = np.array([0.0, 1.0, 2.5, 5.0], np.float32)
-    before = model.evaluate(x, y, verbose=0)
-    model.fit(x, y, batch_size=4, epochs=5, verbose=0)
-    assert model.evaluate(x, y, verbose=0) < before
-    assert model.predict(x, verbose=0).shape == (4, 1)
+    history = model.fit(x, y, batch_size=4, epochs=5, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    scores = model(x).numpy()
+    assert scores.shape == (4, 1)
+    np.testing.assert_allclose(np.mean((scores[:, 0] - y) ** 2), history["loss"][-1],
+                               rtol=0.5)
