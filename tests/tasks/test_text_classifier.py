@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 import xlnet_tf
+import xlnet_tf.optimizers
 from xlnet_tf.classification.features import convert_single_example
 from xlnet_tf.classification.model import XLNetClassifier
 from xlnet_tf.classification.readers import InputExample
@@ -194,7 +195,13 @@ def test_regression_with_one_class(presets):
     _, folders = presets
     model = XLNetTextClassifier.from_preset(folders["ours"], num_classes=1, sequence_length=16)
     assert model.is_regression and model.classifier.n_class == 1
-    model.compile(learning_rate=1e-3)
+    model.compile(learning_rate=1e-3, weight_decay=0.01)
+    opt = model.optimizer
+    assert isinstance(opt, xlnet_tf.optimizers.AdamWeightDecay)
+    decayed = dict(zip(opt._variable_names, opt._decay_flags))
+    assert decayed["model/transformer/layer_0/ff/layer_1/kernel"]
+    assert not decayed["model/transformer/layer_0/ff/LayerNorm/gamma"]
+    assert not decayed["model/regression_task/logit/bias"]
     x = (["a", "b c", "d", "e f g"], ["x", "y", "z", "w"])
     y = np.array([0.0, 1.0, 2.5, 5.0], np.float32)
     history = model.fit(x, y, batch_size=4, epochs=5, verbose=0).history
