@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 
 from xlnet_tf.classification.features import check_max_seq_length, pack_ids_tf
-from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
+from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer, spiece_model_from_config
 from xlnet_tf.tokenization.text import clean_text_tf, task_cleanups
 
 FEATURE_KEYS = ("input_ids", "seg_ids", "input_mask")
@@ -137,9 +137,4 @@ class XLNetPreprocessor(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        import base64
-        config = dict(config)
-        b64 = config.pop("spiece_model_b64", None)
-        if b64 is not None:
-            config["spiece_model"] = base64.b64decode(b64)
-        return cls(**config)
+        return cls(**spiece_model_from_config(config))
