@@ -17,6 +17,8 @@ _LAZY = {
     "Tokenizer": "xlnet_tf.tokenization",
     "XLNetClassifier": "xlnet_tf.classification",
     "XLNetSquadModel": "xlnet_tf.squad",
+    "XLNetPreprocessor": "xlnet_tf.preprocessing",
+    "XLNetTextClassifier": "xlnet_tf.tasks",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

@@ -5,9 +5,10 @@ Signatures (method name ``tensorflow/serving/predict``):
 * ``serving_default``: raw text.  Inputs ``text_a`` (string ``[B]``) and, for tasks with
   a second text (MRPC, STS-B, MNLI, ...), ``text_b`` (string ``[B]``); any batch size.  The
   text is cleaned as the task's reader cleaned it (e.g. IMDB's ``<br />``), tokenized
-  in-graph with tensorflow-text exactly as training tokenized it
-  (``xlnet_tf.tokenization.in_graph``), packed into ``A <sep> [B <sep>] <cls>`` with left padding
-  to ``max_seq_length`` (truncation as in training), and run through the model.  Outputs:
+  in-graph with tensorflow-text exactly as training tokenized it, packed into
+  ``A <sep> [B <sep>] <cls>`` with left padding to ``max_seq_length`` (truncation as in
+  training) - all by ``xlnet_tf.preprocessing.XLNetPreprocessor``, the layer training
+  pipelines and ``XLNetTextClassifier`` use - and run through the model.  Outputs:
   classification ``probabilities`` float32 ``[B, C]``, ``logits`` float32 ``[B, C]`` and
   ``label`` string ``[B]`` (the label name of the arg-max); regression ``score`` float32
   ``[B]`` and ``logits`` float32 ``[B, 1]``.
@@ -31,10 +32,8 @@ import functools
 
 import tensorflow as tf
 
-from xlnet_tf.classification.features import pack_ids_tf
+from xlnet_tf.preprocessing import XLNetPreprocessor
 from xlnet_tf.serving import export_with_spiece, text_and_ids_archive
-from xlnet_tf.tokenization.text import clean_text_tf
-from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
 
 
 def _classifier_outputs(logits, label_names, is_regression):
@@ -78,7 +77,8 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
     if not is_regression and (not label_list or len(label_list) != model.n_class):
         raise ValueError(f"label_list {label_list} does not match the model's "
                          f"{model.n_class} classes")
-    tokenizer = XLNetTokenizerLayer(spiece_model, lower=uncased, name="tokenizer")
+    preprocessor = XLNetPreprocessor(spiece_model, sequence_length=T, lower=uncased,
+                                     task_name=task_name, name="preprocessor")
     label_names = tf.constant([str(x) for x in (label_list or [""])], tf.string)  # [C]
 
     def run(input_ids, seg_ids, input_mask):
@@ -86,8 +86,8 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
                     training=False)
         return _classifier_outputs(out["logits"], label_names, is_regression)
 
-    def ids_of(texts):
-        return tokenizer(clean_text_tf(texts, task_name))                     # [B, (n)]
+    def features(feats):
+        return feats["input_ids"], feats["input_mask"], feats["seg_ids"]      # [B, T] x 3
 
     def encode(input_ids, seg_ids, input_mask):
         # the states the head summarises: with long_doc='memory' the last segment's
@@ -98,11 +98,7 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
 
     if pair:
         def packed(text_a, text_b):
-            n_a, n_b = tf.shape(text_a)[0], tf.shape(text_b)[0]
-            check = tf.debugging.assert_equal(
-                n_a, n_b, message="text_a and text_b must hold the same number of texts")
-            with tf.control_dependencies([check]):
-                return pack_ids_tf(ids_of(text_a), ids_of(text_b), T)         # [B, T] x 3
+            return features(preprocessor((text_a, text_b)))                  # [B, T] x 3
 
         def serve_text(text_a, text_b):
             input_ids, input_mask, seg_ids = packed(text_a, text_b)
@@ -115,15 +111,15 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
                      tf.TensorSpec([None], tf.string, name="text_b")]
     else:
         def serve_text(text_a):
-            input_ids, input_mask, seg_ids = pack_ids_tf(ids_of(text_a), None, T)  # [B, T] x 3
+            input_ids, input_mask, seg_ids = features(preprocessor(text_a))  # [B, T] x 3
             return run(input_ids, seg_ids, input_mask)
 
         def encode_text(text_a):
-            input_ids, input_mask, seg_ids = pack_ids_tf(ids_of(text_a), None, T)  # [B, T] x 3
+            input_ids, input_mask, seg_ids = features(preprocessor(text_a))  # [B, T] x 3
             return encode(input_ids, seg_ids, input_mask)
         text_spec = [tf.TensorSpec([None], tf.string, name="text_a")]
 
-    archive = text_and_ids_archive(model, tokenizer, serve_text, text_spec, run, [None, T])
+    archive = text_and_ids_archive(model, preprocessor, serve_text, text_spec, run, [None, T])
     archive.add_endpoint("encode", encode_text, input_signature=text_spec)
     return archive
 

@@ -308,8 +308,14 @@ class XLNetTokenizerLayer(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        b64 = config.pop("spiece_model_b64", None)
-        if b64 is not None:
-            config["spiece_model"] = base64.b64decode(b64)
-        return cls(**config)
+        return cls(**spiece_model_from_config(config))
+
+
+def spiece_model_from_config(config):
+    """A layer config with its ``spiece_model_b64`` (the SentencePiece model stored in
+    ``get_config``) decoded back into the ``spiece_model`` bytes argument."""
+    config = dict(config)
+    b64 = config.pop("spiece_model_b64", None)
+    if b64 is not None:
+        config["spiece_model"] = base64.b64decode(b64)
+    return config
