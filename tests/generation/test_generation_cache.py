@@ -9,7 +9,7 @@ import tensorflow as tf
 import xlnet_tf
 from spm_test_utils import FIXTURE_MODEL
 from xlnet_tf.generation import inputs as inputs_lib
-from xlnet_tf.generation.generate import Generator
+from xlnet_tf.generation.generator import Generator
 from xlnet_tf.tokenization import Tokenizer
 
 PROMPTS = ["The cat sat on the mat", "Hello", "a b c d e f g h i j k l m n o p q r s t"]

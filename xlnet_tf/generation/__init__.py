@@ -2,7 +2,7 @@
 
 * ``generate``: left-to-right generation (greedy / sampling) with the Transformer-XL
   memory as the cache, batched prompts of different lengths, stop tokens and strings;
-* ``fill``: blanks anywhere in a text, predicted with both sides visible, one at a time
+* ``fill`` (module ``infill``): blanks anywhere in a text, predicted with both sides visible, one at a time
   (left to right or most confident first);
 * ``inputs``: the perm_mask / target_mapping that make the query stream predict;
 * ``sampling``: greedy, temperature, top-k, top-p with per-row seeds;
@@ -14,11 +14,11 @@ Imports are lazy (PEP 562), like the top-level package.
 from xlnet_tf._lazy import lazy_exports
 
 _LAZY = {
-    "generate": "xlnet_tf.generation.generate",
-    "Generator": "xlnet_tf.generation.generate",
-    "Generation": "xlnet_tf.generation.generate",
-    "fill": "xlnet_tf.generation.fill",
-    "Fill": "xlnet_tf.generation.fill",
+    "generate": "xlnet_tf.generation.generator",
+    "Generator": "xlnet_tf.generation.generator",
+    "Generation": "xlnet_tf.generation.generator",
+    "fill": "xlnet_tf.generation.infill",
+    "Fill": "xlnet_tf.generation.infill",
     "load_lm": "xlnet_tf.generation.loading",
 }
 
