@@ -17,6 +17,8 @@ _LAZY = {
     "Tokenizer": "xlnet_tf.tokenization",
     "XLNetClassifier": "xlnet_tf.classification",
     "XLNetSquadModel": "xlnet_tf.squad",
+    "generate": "xlnet_tf.generation",
+    "fill": "xlnet_tf.generation",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)
