@@ -10,7 +10,8 @@ from xlnet_tf import cli
 
 ENTRY_POINTS = ["run_pretrain", "run_classifier", "run_squad", "run_ner",
                 "xlnet_tf.pretraining.records", "xlnet_tf.tokenization.train_spm",
-                "xlnet_tf.squad.evaluate", "xlnet_tf.serving.__main__"]
+                "xlnet_tf.squad.evaluate", "xlnet_tf.serving.__main__",
+                "xlnet_tf.generation.__main__"]
 
 
 def capture(define_flags, main, argv, **kwargs):

@@ -19,6 +19,8 @@ _LAZY = {
     "XLNetSquadModel": "xlnet_tf.squad",
     "XLNetPreprocessor": "xlnet_tf.preprocessing",
     "XLNetTextClassifier": "xlnet_tf.tasks",
+    "generate": "xlnet_tf.generation",
+    "fill": "xlnet_tf.generation",
 }
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, _LAZY)

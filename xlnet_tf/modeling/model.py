@@ -9,7 +9,8 @@ Public contract (batch-major; masks in the ORIGINAL convention, 1 = blocked/padd
                  "perm_mask": [B, T, T] float, 1 = i may NOT attend j,   # optional
                  "target_mapping": [B, P, T] float one-hot rows,        # optional
                  "inp_q": [B, T] float, 1 = predicted position,        # optional
-                 "mems": [n_layer x [B, M, d]]},             # optional
+                 "mems": [n_layer x [B, M, d]],              # optional
+                 "mem_mask": [B, M] float, 1 = empty memory slot},      # optional
                 training=False)
     out = {"hidden": [B, T, d],            # content stream output
            "query_hidden": [B, P|T, d],    # query stream output, when it runs
@@ -36,7 +37,7 @@ from xlnet_tf.modeling.ops import dims, dropout, fold_seed, recompute_layer
 DEFAULT_QUERY_CHUNK = 256
 
 INPUT_KEYS = ("input_ids", "seg_ids", "input_mask", "perm_mask", "target_mapping", "inp_q",
-              "mems")
+              "mems", "mem_mask")
 
 
 def cache_mem(curr_out, prev_mem, mem_len, reuse_len=None):
@@ -186,6 +187,13 @@ def validate_inputs(inputs, config):
                                  f"d_model={config.d_model}]")
             if m.shape[1] is None:
                 raise ValueError(f"mems[{i}] must have a static memory length")
+    mem_mask = inputs.get("mem_mask")
+    if mem_mask is not None:
+        mlen = mems[0].shape[1] if mems is not None and len(mems) and mems[0] is not None \
+            else None
+        if mlen is None:
+            raise ValueError("mem_mask [B, M] was given without mems")
+        check("mem_mask", [b, mlen])
     if config.bi_data and b is not None and b % 2:
         raise ValueError(f"bi_data=True needs an even batch size (first half forward, second "
                          f"half backward), got batch size {b}")
@@ -322,7 +330,7 @@ class XLNetModel(keras.Model):
         # masks: built once per call, shared by all layers
         content_allowed, query_allowed = attention_masks(
             qlen, mlen, inputs.get("input_mask"), inputs.get("perm_mask"), c.attn_type,
-            c.same_length)                                                   # [B|1, 1, T|1, K]
+            c.same_length, inputs.get("mem_mask"))                          # [B|1, 1, T|1, K]
         seg_mis = segment_mismatch(seg_ids, mlen) if seg_ids is not None else None  # [B, T, K]
 
         word_emb_k = tf.cast(tf.gather(self.word_embedding, input_ids), dt)  # [B, T, d]
