@@ -13,6 +13,10 @@ TensorFlow Serving serves from raw text.
     python run_classifier.py --task=sts-b --data_dir=glue/STS-B --output_dir=runs/stsb \\
         --do_predict --export_dir=export/stsb
 
+    # predict raw texts from a finished output_dir (label, label name, probability)
+    python run_classifier.py --output_dir=runs/sst2 --predict_text="a gorgeous film" \\
+        --predict_text="a bore"
+
     # export only, from a finished output_dir
     python run_classifier.py --output_dir=runs/stsb --export_dir=export/stsb
 
@@ -87,6 +91,10 @@ def define_flags(fv):
     boolean("do_train", False, "Fine-tune.")
     boolean("do_eval", False, "Evaluate on --eval_split: eval_results.json.")
     boolean("do_predict", False, "Predict --predict_split: predictions.tsv.")
+    flags.DEFINE_multi_string("predict_text", None, "Predict these raw texts with the "
+                              "fine-tuned model of --output_dir and print label, label name "
+                              "and probability (repeat the flag; a pair task takes "
+                              "'first ||| second'). No export needed.", flag_values=fv)
     integer("max_seq_length", 128, "Sequence length T (the segment length with "
             "--long_doc=memory).")
     enum("long_doc", "truncate", ["truncate", "memory"],
@@ -156,8 +164,42 @@ def task_options(F):
     return opts
 
 
+def predict_from_command_line(F):
+    """--predict_text: the fine-tuned model of --output_dir on the given texts, printed as a
+    small table (and nothing written)."""
+    import os
+
+    from xlnet_tf.classification.run import predict_texts
+    others = [f"--{name}" for name in ("do_train", "do_eval", "do_predict", "export_dir")
+              if F[name].value]
+    if others:
+        cli.fail(f"--predict_text predicts from a finished --output_dir; run {', '.join(others)} "
+                 f"separately")
+    if not F.output_dir:
+        cli.fail("--predict_text needs --output_dir (the folder of a fine-tuning run)")
+    if not os.path.isdir(F.output_dir):
+        cli.fail(f"--output_dir {F.output_dir!r} does not exist: fine-tune first (--do_train)")
+    run = ClassifierRun(output_dir=F.output_dir, spiece_model=F.spiece_model, task=F.task,
+                        eval_batch_size=F.eval_batch_size)
+    results = predict_texts(run, list(F.predict_text), say=lambda line: print(line),
+                            batch_size=F.eval_batch_size)
+    if "score" in results[0]:
+        print("score      text")
+        for r in results:
+            print(f"{r['score']:<10.4f} {r['text']}")
+        return 0
+    width = max(len("label name"), *(len(f"{r['label']} {r['label_name']}") for r in results))
+    print(f"{'label name':<{width}}  probability  text")
+    for r in results:
+        print(f"{r['label'] + ' ' + r['label_name']:<{width}}  {r['probability']:<11.4f}  "
+              f"{r['text']}")
+    return 0
+
+
 def main(F):
     cli.setup_logging()
+    if F.predict_text:
+        return predict_from_command_line(F)
     check_flags(F)
     actions = F.do_train or F.do_eval or F.do_predict
     run = ClassifierRun(

@@ -171,7 +171,7 @@ def prepare_export(output_dir, spiece_model, export_dir, export_version, config_
     if not os.path.isfile(spiece):
         raise FileNotFoundError(f"SentencePiece model {spiece!r} does not exist; pass "
                                 f"--spiece_model")
-    version = check_export_dir(export_dir, export_version)
+    version = check_export_dir(export_dir, export_version) if export_dir else None
     keras.mixed_precision.set_global_policy("float32")
     return cfg, spiece, version
 

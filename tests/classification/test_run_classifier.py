@@ -313,3 +313,44 @@ def test_num_train_epochs_sets_steps(tmp_path):
         f"sst-2.sp-{sha256_file(FIXTURE_SPM)[:12]}.len-32.train.tf_record"]
     assert f"-> {math.ceil(20 * 1.5 / 8)} steps" in stdout
     assert "step 4/4" in stdout
+
+
+def test_predict_text_prints_label_names_and_the_probabilities_of_do_predict(mrpc_run,
+                                                                             shared_data):
+    """--predict_text on a finished folder: the same probabilities as --do_predict gave for
+    those dev pairs, with MRPC's label names; nothing written."""
+    out, _ = mrpc_run
+    dev = read_tsv(shared_data / "glue" / "MRPC" / "dev.tsv")[1:4]
+    before = sorted(os.listdir(out))
+    args = [f"--output_dir={out}"] + [f"--predict_text={r[3]} ||| {r[4]}" for r in dev]
+    code, stdout, err = run_cli(args)
+    assert code == 0, err
+    assert sorted(os.listdir(out)) == before
+    rows = jsonl(out)[:3]
+    table = [line for line in stdout.splitlines() if line.startswith(("0 ", "1 "))]
+    assert len(table) == 3, stdout
+    names = {"0": "not_equivalent", "1": "equivalent"}
+    for line, row, pair in zip(table, rows, dev):
+        probs = np.array(row["probabilities"])
+        label = str(int(probs.argmax()))
+        assert line.split()[:3] == [label, names[label], f"{probs.max():.4f}"], line
+        assert line.endswith(f"{pair[3]} ||| {pair[4]}")
+    from xlnet_tf.classification.run import ClassifierRun, predict_texts
+    got = predict_texts(ClassifierRun(output_dir=out), [f"{r[3]} ||| {r[4]}" for r in dev],
+                        say=lambda _: None)
+    for g, row in zip(got, rows):
+        np.testing.assert_allclose([g["probabilities"][n] for n in names.values()],
+                                   row["probabilities"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--predict_text=only one text"], "takes a pair of texts; separate them with ' ||| '"),
+    (["--predict_text=a ||| b", "--do_eval"], "--predict_text predicts from a finished "
+     "--output_dir; run --do_eval separately"),
+])
+def test_predict_text_errors(mrpc_run, extra, needle):
+    out, _ = mrpc_run
+    code, _, err = run_cli([f"--output_dir={out}", *extra])
+    assert code == 2 and needle in err, err
+    code, _, err = run_cli(["--output_dir=/nonexistent/run", "--predict_text=x"])
+    assert code == 2 and "does not exist: fine-tune first" in err

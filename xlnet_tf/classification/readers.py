@@ -909,3 +909,24 @@ def task_has_text_b(processor):
         return columns.get("text_b") is not None
     layouts = getattr(processor, "layouts", None) or ()
     return any(getattr(layout, "text_b", None) is not None for layout in layouts)
+
+
+# Readable names of the labels of the registered tasks whose labels are codes (the GLUE
+# files' 0/1, IMDB's neg/pos, Yelp's stars); the others' labels are names already.
+LABEL_NAMES = {
+    "cola": {"0": "unacceptable", "1": "acceptable"},
+    "sst-2": {"0": "negative", "1": "positive"},
+    "mrpc": {"0": "not_equivalent", "1": "equivalent"},
+    "qqp": {"0": "not_duplicate", "1": "duplicate"},
+    "wnli": {"0": "not_entailment", "1": "entailment"},
+    "imdb": {"neg": "negative", "pos": "positive"},
+    "yelp2": {"1": "negative", "2": "positive"},
+    "yelp5": {str(k): f"{k} star{'s' if k > 1 else ''}" for k in range(1, 6)},
+}
+
+
+def label_names(task_name, label_list):
+    """The readable name of each label of ``label_list`` (in id order) for ``task_name``;
+    a label without a name is its own name."""
+    names = LABEL_NAMES.get(str(task_name).lower(), {})
+    return [names.get(str(label), str(label)) for label in (label_list or [])]

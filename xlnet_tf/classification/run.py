@@ -103,10 +103,9 @@ def check_long_doc(run, processor, say):
             f"ones (Transformer-XL's approximation, not the full document)")
 
 
-def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None]] = None):
-    """--export_dir on a finished output_dir (no --do_* flags)."""
-    say = say or log.info
-
+def restore_classifier(run: ClassifierRun, say, what="exporting"):
+    """The fine-tuned classifier of a finished ``run.output_dir`` (best/ when kept), its
+    settings and SentencePiece model: (model, cfg, spiece, version)."""
     from xlnet_tf.classification.model import XLNetClassifier
     from xlnet_tf.modeling.config import XLNetConfig
     from xlnet_tf.training import restore_for_inference
@@ -124,8 +123,67 @@ def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None
                             use_summ_proj=cfg["use_summ_proj"], cls_scope=cfg["cls_scope"],
                             **long_doc_model_options(cfg))
     source, step = restore_for_inference(model, run.output_dir, None, prefer_best=True)
-    say(f"exporting the weights of {source} (step {step})")
+    say(f"{what} the weights of {source} (step {step})")
+    return model, cfg, spiece, version
+
+
+def export_classifier_run(run: ClassifierRun, say: Optional[Callable[[str], None]] = None):
+    """--export_dir on a finished output_dir (no --do_* flags)."""
+    say = say or log.info
+    model, cfg, spiece, version = restore_classifier(run, say)
     return export(model, run.export_dir, spiece, cfg, version, say)
+
+
+PAIR_SEPARATOR = " ||| "
+
+
+def predict_texts(run: ClassifierRun, texts, say: Optional[Callable[[str], None]] = None,
+                  batch_size=32):
+    """Predictions for raw ``texts`` from a finished ``run.output_dir``, without exporting:
+    a list of dicts ``{"text", "label", "label_name", "probability", "probabilities"}``
+    (``{"text", "score"}`` for regression).  A pair task takes each text as
+    ``"first ||| second"``.  Tokenized and packed as in training (the Python features)."""
+    import numpy as np
+
+    from xlnet_tf.classification.features import pack_ids
+    from xlnet_tf.classification.readers import label_names
+    from xlnet_tf.tokenization.tokenizer import Tokenizer
+
+    say = say or log.info
+    if not texts:
+        raise ValueError("--predict_text: no text given")
+    model, cfg, spiece, _ = restore_classifier(run, say, what="predicting with")
+    tokenizer = Tokenizer(spiece, lower=cfg["uncased"])
+    long_doc = cfg.get("long_doc")
+    length = cfg["max_seq_length"] * (long_doc["max_segments"] if long_doc else 1)
+    rows = []
+    for text in texts:
+        parts = text.split(PAIR_SEPARATOR) if cfg["pair"] else [text]
+        if len(parts) > 2 or (cfg["pair"] and len(parts) != 2):
+            raise ValueError(f"--predict_text {text!r}: task {cfg['task']!r} takes a pair of "
+                             f"texts; separate them with {PAIR_SEPARATOR!r}")
+        ids_b = tokenizer.encode_ids(parts[1]) if len(parts) == 2 else None
+        rows.append(pack_ids(tokenizer.encode_ids(parts[0]), ids_b, length))
+    names = label_names(cfg["task"], cfg["label_list"])
+    results = []
+    for start in range(0, len(rows), batch_size):
+        chunk = rows[start:start + batch_size]
+        feats = {"input_ids": np.array([r[0] for r in chunk], np.int32),
+                 "input_mask": np.array([r[1] for r in chunk], np.float32),
+                 "seg_ids": np.array([r[2] for r in chunk], np.int32)}
+        logits = np.asarray(model(feats, training=False)["logits"], np.float64)
+        for i, row_logits in enumerate(logits):
+            text = texts[start + i]
+            if cfg["is_regression"]:
+                results.append({"text": text, "score": float(row_logits.reshape(-1)[0])})
+                continue
+            probs = np.exp(row_logits - row_logits.max())
+            probs /= probs.sum()
+            k = int(probs.argmax())
+            results.append({"text": text, "label": cfg["label_list"][k],
+                            "label_name": names[k], "probability": float(probs[k]),
+                            "probabilities": {names[j]: float(p) for j, p in enumerate(probs)}})
+    return results
 
 
 def fine_tune_classifier(run: ClassifierRun, train_config,
