@@ -179,6 +179,9 @@ def predict_from_command_line(F):
         cli.fail("--predict_text needs --output_dir (the folder of a fine-tuning run)")
     if not os.path.isdir(F.output_dir):
         cli.fail(f"--output_dir {F.output_dir!r} does not exist: fine-tune first (--do_train)")
+    if not os.path.isfile(os.path.join(F.output_dir, "classifier_config.json")):
+        cli.fail(f"--output_dir {F.output_dir!r} holds no classifier_config.json: "
+                 f"--predict_text needs the folder of a run_classifier.py fine-tuning run")
     run = ClassifierRun(output_dir=F.output_dir, spiece_model=F.spiece_model, task=F.task,
                         eval_batch_size=F.eval_batch_size)
     results = predict_texts(run, list(F.predict_text), say=lambda line: print(line),
