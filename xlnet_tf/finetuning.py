@@ -133,14 +133,18 @@ def resolve_model(run):
 
 def open_run(run, train_config):
     """The first steps of every fine-tuning run (a task package's run settings): the CPU
-    devices, then the vocabulary and model (:func:`resolve_model`), and for training the
-    memory check (:func:`check_memory`).  Returns (spiece_model path, Tokenizer,
+    devices, then the vocabulary and model (:func:`resolve_model`), the memory check of
+    training (:func:`check_memory`) and of evaluation / prediction
+    (:func:`check_eval_memory`).  Returns (spiece_model path, Tokenizer,
     XLNetConfig)."""
     from xlnet_tf.training import configure_cpu_devices
     configure_cpu_devices(run.num_cpus)
     spiece, tokenizer, config = resolve_model(run)
     if run.do_train:
         check_memory(config, train_config, run.max_seq_length)
+    if (getattr(run, "do_eval", False) or getattr(run, "do_predict", False)) and \
+            getattr(run, "eval_batch_size", None):
+        check_eval_memory(config, "eval_batch_size", run.eval_batch_size, run.max_seq_length)
     return spiece, tokenizer, config
 
 
@@ -279,6 +283,19 @@ def check_memory(config, train_config, max_seq_length):
         d_model=config.d_model, n_head=config.n_head,
         batch_size=train_config.micro_batch_size, seq_len=max_seq_length,
         recompute=bool(getattr(config, "recompute", False)))
+
+
+def check_eval_memory(config, batch_flag, batch_size, max_seq_length, sequences_per_row=1):
+    """Refuses (ValueError naming the flags, with the estimate) an evaluation / prediction
+    batch that cannot fit in this machine's memory, before any record is built (also for
+    runs that do not train).  ``sequences_per_row``: sequences of one batch row (a
+    multiple-choice question has one per option)."""
+    from xlnet_tf.training.memory import check_inference_fits
+    check_inference_fits(
+        f"--{batch_flag}={batch_size} --max_seq_length={max_seq_length}",
+        n_params=config.num_parameters(with_lm_head=False), d_model=config.d_model,
+        n_head=config.n_head, batch_size=batch_size * sequences_per_row,
+        seq_len=max_seq_length)
 
 
 # ---------------------------------------------------------------------------- vocabulary, model

@@ -36,6 +36,33 @@ def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
     assert not (tmp_path / "cache").exists()       # no record was built
 
 
+@pytest.mark.parametrize("action", ["--do_eval", "--do_predict"])
+def test_absurd_evaluation_batch_is_refused_without_training_too(tmp_path, action):
+    """An eval- or predict-only run gets the estimate of one evaluation batch up front."""
+    out, before = user_folder(tmp_path)
+    code, _, err = run_script("run_classifier", [
+        *generic_task(tmp_path), f"--output_dir={out}", action, *TINY,
+        "--max_seq_length=100000"])
+    line = assert_refused(code, err, "--eval_batch_size=8 --max_seq_length=100000",
+                          "GiB of memory for one evaluation batch")
+    assert "this machine has" in line and "smaller evaluation batch" in line
+    assert snapshot(out) == before
+    assert not (tmp_path / "cache").exists()
+
+
+def test_inference_estimate_grows_with_batch_length_and_memory():
+    from xlnet_tf.training import memory
+    shape = dict(n_params=1_000_000, d_model=64, n_head=4, batch_size=8, seq_len=128)
+    base = memory.estimate_inference_bytes(**shape)
+    # hand-computed: runtime + 4 bytes per weight + one layer's states and scores
+    assert base == int(memory.RUNTIME_BYTES + 4e6 + 8 * 128 * 64 * 190 / 2
+                       + 8 * 4 * 128 * 128 * 6 / 2)
+    assert memory.estimate_inference_bytes(**dict(shape, batch_size=16)) > base
+    assert memory.estimate_inference_bytes(**shape, mem_len=128) > base
+    # no backward pass: far below a training step of the same shape
+    assert base < memory.estimate_training_bytes(**shape, n_layer=4)
+
+
 def test_second_run_in_the_same_output_dir_is_refused_naming_the_first(tmp_path):
     out, _ = user_folder(tmp_path)
     with another_run_holding(out, "--output_dir") as pid:

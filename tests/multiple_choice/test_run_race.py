@@ -239,6 +239,8 @@ def test_long_article_is_cut_from_its_end(race_data, tmp_path):
      "--options_column only apply to --task=generic"),
     (["--data_dir=x", "--do_eval", "--task=swag"], "--task='swag' is not known"),
     (["--do_eval"], "--data_dir is required"),
+    (["--data_dir=x", "--do_eval", "--max_seq_length=100000"],
+     "--max_seq_length=100000 would need about"),
 ])
 def test_flag_errors(tmp_path, args, needle):
     code, _, err = run_race([f"--output_dir={tmp_path / 'out'}", *TINY, *args])

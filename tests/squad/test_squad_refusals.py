@@ -33,6 +33,19 @@ def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
     assert snapshot(out) == before and not (tmp_path / "cache").exists()
 
 
+def test_absurd_prediction_batch_is_refused_without_training_too(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("the user's file\n")
+    before = snapshot(out)
+    code, _, err = run_script("run_squad", [
+        *TINY, f"--predict_file={squad_file(tmp_path)}", f"--output_dir={out}", "--do_predict",
+        "--max_seq_length=100000", "--predict_batch_size=8", f"--cache_dir={tmp_path / 'cache'}"])
+    assert_refused(code, err, "--predict_batch_size=8 --max_seq_length=100000",
+                   "GiB of memory for one evaluation batch")
+    assert snapshot(out) == before and not (tmp_path / "cache").exists()
+
+
 def test_second_run_in_one_output_dir_is_refused(tmp_path):
     out = tmp_path / "out"
     with another_run_holding(out, "--output_dir") as pid:

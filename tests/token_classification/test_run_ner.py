@@ -157,6 +157,8 @@ def test_export_answers_like_do_predict_in_a_fresh_process(trained, data, tmp_pa
     (["--data_dir=x", "--do_train", "--label_column=0"], "--label_column=0 is the word column"),
     (["--data_dir=x", "--do_train", "--max_seq_length=2"], "too small"),
     (["--data_dir=x", "--do_train", "--tag_scheme=bio"], "--tag_scheme"),
+    (["--data_dir=x", "--do_eval", "--max_seq_length=100000"],
+     "--max_seq_length=100000 would need about"),
 ])
 def test_flag_errors(tmp_path, args, needle):
     code, _, err = run([f"--output_dir={tmp_path / 'out'}", f"--spiece_model={FIXTURE_SPM}",

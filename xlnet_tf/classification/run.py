@@ -206,6 +206,9 @@ def fine_tune_classifier(run: ClassifierRun, train_config,
     spiece, tokenizer, config = finetuning.resolve_model(run)
     if run.do_train:
         finetuning.check_memory(config, train_config, run.max_seq_length)
+    if run.do_eval or run.do_predict or run.eval_every:
+        finetuning.check_eval_memory(config, "eval_batch_size", run.eval_batch_size,
+                                     run.max_seq_length)
     processor = get_task(run.task, **run.task_options)
     splits = ([("train", "train")] if run.do_train else []) + \
         ([("eval", run.eval_split)] if run.do_eval or run.eval_every else []) + \

@@ -80,6 +80,9 @@ def fine_tune_multiple_choice(run: MultipleChoiceRun, train_config,
     if run.do_train:
         finetuning.check_memory(config, train_config,
                                 run.max_seq_length * _choices_guess(run.task))
+    if run.do_eval or run.do_predict:
+        finetuning.check_eval_memory(config, "eval_batch_size", run.eval_batch_size,
+                                     run.max_seq_length, _choices_guess(run.task))
     reader = get_reader(run.task, **run.task_options)
     splits = ([("train", "train")] if run.do_train else []) + \
         ([("eval", run.eval_split)] if run.do_eval else []) + \

@@ -125,6 +125,9 @@ def fine_tune_squad(run: SquadRun, train_config, say: Optional[Callable[[str], N
     spiece, tokenizer, config = finetuning.resolve_model(run)
     if run.do_train:
         finetuning.check_memory(config, train_config, run.max_seq_length)
+    if run.do_predict:
+        finetuning.check_eval_memory(config, "predict_batch_size", run.predict_batch_size,
+                                     run.max_seq_length)
     files = ([("train", run.train_file)] if run.do_train else []) + \
         ([("predict", run.predict_file)] if run.do_predict else [])
     for kind, path in files:

@@ -34,6 +34,16 @@ def estimate_training_bytes(*, n_params, n_layer, d_model, n_head, batch_size, s
     return int(RUNTIME_BYTES + BYTES_PER_PARAM * n_params + act)
 
 
+def estimate_inference_bytes(*, n_params, d_model, n_head, batch_size, seq_len, mem_len=0):
+    """Estimated peak host memory (bytes) of one evaluation / prediction batch: the weights
+    and ONE layer's working set at a time (nothing is kept for a backward pass), with the
+    constants of :func:`estimate_training_bytes` for one layer's activations and scores."""
+    klen = seq_len + (mem_len or 0)
+    act = batch_size * seq_len * d_model * BYTES_PER_TOKEN_DIM / 2 \
+        + batch_size * n_head * seq_len * klen * BYTES_PER_SCORE / 2
+    return int(RUNTIME_BYTES + 4 * n_params + act)
+
+
 def micro_batch_size(train_batch_size, grad_accum_steps):
     """The batch one micro-batch holds when ``--grad_accum_steps`` micro-batches make the
     ``--train_batch_size`` of an optimizer step: what a step's activations (the bulk of its
@@ -84,4 +94,18 @@ def check_training_fits(what, **shape):
             f"{have / GIB:.1f} GiB: use a smaller batch or sequence length (or "
             f"{ACCUM_FLAG} to split the batch into micro-batches, --recompute, or more "
             f"replicas)")
+    return need
+
+
+def check_inference_fits(what, **shape):
+    """Raise ValueError naming ``what`` (e.g. "--eval_batch_size=128 --max_seq_length=100000")
+    when even the estimate of one evaluation batch divided by its uncertainty exceeds this
+    machine's memory."""
+    need = estimate_inference_bytes(**shape)
+    have = machine_memory_bytes()
+    if have and need / SLACK > have:
+        raise ValueError(
+            f"{what} would need about {need / GIB:.1f} GiB of memory for one evaluation "
+            f"batch (estimate; at least {need / SLACK / GIB:.1f} GiB), and this machine has "
+            f"{have / GIB:.1f} GiB: use a smaller evaluation batch or sequence length")
     return need
