@@ -182,7 +182,9 @@ def test_rest_instances_and_inputs_match_the_python_pipeline(trained):
     assert cols == bare
     preds = rows["predictions"]
     assert [p["label"] for p in preds] == labels == cols["outputs"]["label"]
-    assert set(preds[0]) == {"probabilities", "logits", "label"}
+    assert set(preds[0]) == {"probabilities", "logits", "label", "label_name"}
+    assert [p["label_name"] for p in preds] == [
+        {"0": "negative", "1": "positive"}[label] for label in labels]
     np.testing.assert_allclose([p["probabilities"] for p in preds], want, atol=1e-5, rtol=0)
     np.testing.assert_allclose(cols["outputs"]["probabilities"], want, atol=1e-5, rtol=0)
     np.testing.assert_allclose([p["logits"] for p in preds],

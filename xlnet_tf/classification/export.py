@@ -10,7 +10,9 @@ Signatures (method name ``tensorflow/serving/predict``):
   training) - all by ``xlnet_tf.preprocessing.XLNetPreprocessor``, the layer training
   pipelines and ``XLNetTextClassifier`` use - and run through the model.  Outputs:
   classification ``probabilities`` float32 ``[B, C]``, ``logits`` float32 ``[B, C]`` and
-  ``label`` string ``[B]`` (the label name of the arg-max); regression ``score`` float32
+  ``label`` string ``[B]`` (the arg-max's label as in the data, e.g. SST-2's ``1``) and
+  ``label_name`` string ``[B]`` (its readable name, e.g. ``positive``; the label itself
+  for tasks whose labels are names); regression ``score`` float32
   ``[B]`` and ``logits`` float32 ``[B, 1]``.
 A classifier with ``long_doc='memory'`` is exported with ``max_seq_length`` = segments x
 segment length: the text is packed to that many positions and the segments and their
@@ -33,16 +35,18 @@ import functools
 import tensorflow as tf
 
 from xlnet_tf.preprocessing import XLNetPreprocessor
+from xlnet_tf.classification.readers import label_names
 from xlnet_tf.serving import export_with_spiece, text_and_ids_archive
 
 
-def _classifier_outputs(logits, label_names, is_regression):
+def _classifier_outputs(logits, labels, readable, is_regression):
     logits = tf.cast(logits, tf.float32)                                     # [B, C]
     if is_regression:
         return {"score": logits[:, 0], "logits": logits}                     # [B], [B, 1]
     probs = tf.nn.softmax(logits, axis=-1)                                   # [B, C]
-    label = tf.gather(label_names, tf.argmax(logits, axis=-1, output_type=tf.int32))  # [B]
-    return {"probabilities": probs, "logits": logits, "label": label}
+    best = tf.argmax(logits, axis=-1, output_type=tf.int32)                  # [B]
+    return {"probabilities": probs, "logits": logits, "label": tf.gather(labels, best),
+            "label_name": tf.gather(readable, best)}                         # [B] strings
 
 
 def encode_outputs(hidden, input_ids, input_mask):
@@ -79,12 +83,13 @@ def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=
                          f"{model.n_class} classes")
     preprocessor = XLNetPreprocessor(spiece_model, sequence_length=T, lower=uncased,
                                      task_name=task_name, name="preprocessor")
-    label_names = tf.constant([str(x) for x in (label_list or [""])], tf.string)  # [C]
+    labels = tf.constant([str(x) for x in (label_list or [""])], tf.string)  # [C]
+    readable = tf.constant(label_names(task_name, label_list) or [""], tf.string)  # [C]
 
     def run(input_ids, seg_ids, input_mask):
         out = model({"input_ids": input_ids, "seg_ids": seg_ids, "input_mask": input_mask},
                     training=False)
-        return _classifier_outputs(out["logits"], label_names, is_regression)
+        return _classifier_outputs(out["logits"], labels, readable, is_regression)
 
     def features(feats):
         return feats["input_ids"], feats["input_mask"], feats["seg_ids"]      # [B, T] x 3
@@ -135,10 +140,11 @@ def export_classifier(model, export_dir, spiece_model, *, max_seq_length, label_
     export_info = {
         "task": task_name, "max_seq_length": int(max_seq_length),
         "label_list": None if is_regression else [str(x) for x in label_list],
+        "label_names": None if is_regression else label_names(task_name, label_list),
         "is_regression": bool(is_regression), "pair": bool(pair), "uncased": bool(uncased),
         "inputs": ["text_a", "text_b"] if pair else ["text_a"],
         "outputs": ["score", "logits"] if is_regression else ["probabilities", "logits",
-                                                               "label"],
+                                                               "label", "label_name"],
         "xlnet_config": model.xlnet_config.checkpoint_dict(),
         **(info or {})}
     build = functools.partial(
