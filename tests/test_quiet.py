@@ -106,3 +106,16 @@ def test_a_script_error_comes_without_start_up_lines(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         line for line in proc.stderr.strip().splitlines() if "--train_batch_size" in line]
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_light_commands_still_start_without_tensorflow(tmp_path):
+    """SentencePiece training's --help-free error path runs main without importing
+    TensorFlow (uses_tensorflow=False); the others import it quietly before main."""
+    code = ("import sys\nfrom xlnet_tf import cli\n"
+            "from xlnet_tf.tokenization import train_spm\n"
+            "rc = cli.run(train_spm.define_flags, train_spm.main, ['--input=/nonexistent'],"
+            " uses_tensorflow=False)\n"
+            "print(rc, 'tensorflow' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(REPO), timeout=120)
+    assert proc.stdout.split() == ["2", "False"], proc.stderr

@@ -102,8 +102,13 @@ def help_text(define_flags, doc, prog):
     return f"{text}\n\nFlags of {prog}:\n{listing}\n" if text else f"{prog}\n{listing}\n"
 
 
-def run(define_flags, main, argv=None, *, prog=None, doc=None, interrupt_hint=""):
-    """Parse ``argv`` (default ``sys.argv[1:]``), run ``main(F)``; returns the exit code."""
+def run(define_flags, main, argv=None, *, prog=None, doc=None, interrupt_hint="",
+        uses_tensorflow=True):
+    """Parse ``argv`` (default ``sys.argv[1:]``), run ``main(F)``; returns the exit code.
+
+    ``uses_tensorflow``: import TensorFlow (with its start-up lines silenced unless
+    ``--verbose``: :mod:`xlnet_tf.quiet`) before ``main``; False for the light commands
+    that must start without it (the SQuAD evaluation, SentencePiece training)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = prog or os.path.basename(sys.argv[0] or "xlnet_tf")
     if any(a in _HELP for a in argv):
@@ -114,8 +119,9 @@ def run(define_flags, main, argv=None, *, prog=None, doc=None, interrupt_hint=""
     try:
         F = parse(define_flags, argv, prog)
         _VERBOSE[0] = bool(F.verbose)
-        from xlnet_tf import quiet
-        quiet.quiet_tensorflow(verbose=_VERBOSE[0])    # when main imports TensorFlow lazily
+        if uses_tensorflow:
+            from xlnet_tf import quiet
+            quiet.quiet_tensorflow(verbose=_VERBOSE[0])    # main imports TensorFlow lazily
         result = main(F)
         return int(result or 0)
     except KeyboardInterrupt:
@@ -140,9 +146,10 @@ def _is_user_error(e):
     return isinstance(e, OSError) and bool(getattr(e, "filename", None))
 
 
-def main_entry(define_flags, main, *, doc=None, interrupt_hint=""):
+def main_entry(define_flags, main, *, doc=None, interrupt_hint="", uses_tensorflow=True):
     """``if __name__ == "__main__": cli.main_entry(define_flags, main, doc=__doc__)``"""
-    sys.exit(run(define_flags, main, doc=doc, interrupt_hint=interrupt_hint))
+    sys.exit(run(define_flags, main, doc=doc, interrupt_hint=interrupt_hint,
+                 uses_tensorflow=uses_tensorflow))
 
 
 # ----------------------------------------------------------------- flags the scripts share

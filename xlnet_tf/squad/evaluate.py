@@ -411,7 +411,7 @@ define_flags.positional = ("data_file", "pred_file")
 
 def entry():
     """The console command (pyproject.toml's [project.scripts])."""
-    cli.main_entry(define_flags, main, doc=__doc__)
+    cli.main_entry(define_flags, main, doc=__doc__, uses_tensorflow=False)
 
 
 if __name__ == "__main__":

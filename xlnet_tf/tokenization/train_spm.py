@@ -385,7 +385,7 @@ def main(F):
 def entry():
     """The console command (pyproject.toml's [project.scripts])."""
     from xlnet_tf import cli
-    cli.main_entry(define_flags, main, doc=__doc__)
+    cli.main_entry(define_flags, main, doc=__doc__, uses_tensorflow=False)
 
 
 if __name__ == "__main__":
