@@ -15,8 +15,8 @@ backward + Adam, batch --train_batch), median of --runs calls after --warmup cal
 many reviews each mode cuts.  Accuracy is NOT measured here (training a model from scratch
 per mode is too costly on this machine).
 
-    python bench/bench_long_doc.py --data_dir ../shared/data
-    python bench/bench_long_doc.py --data_dir ../shared/data --seq_len 128 --max_segments 4 --json out.json
+    python bench/bench_long_doc.py --data_dir DATA
+    python bench/bench_long_doc.py --data_dir DATA --seq_len 128 --max_segments 4 --json out.json
 """
 import argparse
 import csv
