@@ -433,6 +433,19 @@ def check_init_checkpoint(model, init_checkpoint):
                          f"{config.n_token}): {e}") from None
 
 
+def inference_weights(run, model, build_model, head_name):
+    """A run without --do_train: ``model`` (or a new ``build_model()``) with the weights it
+    evaluates / predicts with (the output folder's, else --init_checkpoint).  Returns
+    (model, source, step); with --do_train (None, None, 0): the weights come from training."""
+    from xlnet_tf.training import restore_for_inference
+    if run.do_train:
+        return model, None, 0
+    model = model or build_model()
+    source, step = restore_for_inference(model, run.output_dir, run.init_checkpoint,
+                                         head_name=head_name)
+    return model, source, step
+
+
 def check_start_weights(run, build_model, say, *, head, action="predict with",
                         fine_tuned="a fine-tuned one"):
     """The weights of a run that does not start from its own checkpoint, checked before any

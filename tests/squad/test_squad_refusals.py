@@ -21,11 +21,16 @@ def squad_file(tmp_path):
     return path
 
 
-def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
+def user_folder(tmp_path):
+    """An --output_dir holding a file of the user's, and its snapshot."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("the user's file\n")
-    before = snapshot(out)
+    return out, snapshot(out)
+
+
+def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
+    out, before = user_folder(tmp_path)
     code, _, err = run_script("run_squad", [
         *TINY, f"--train_file={squad_file(tmp_path)}", f"--output_dir={out}", "--do_train",
         "--max_seq_length=100000", f"--cache_dir={tmp_path / 'cache'}"])
@@ -34,10 +39,7 @@ def test_absurd_max_seq_length_is_refused_with_the_estimate(tmp_path):
 
 
 def test_absurd_prediction_batch_is_refused_without_training_too(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.txt").write_text("the user's file\n")
-    before = snapshot(out)
+    out, before = user_folder(tmp_path)
     code, _, err = run_script("run_squad", [
         *TINY, f"--predict_file={squad_file(tmp_path)}", f"--output_dir={out}", "--do_predict",
         "--max_seq_length=100000", "--predict_batch_size=8", f"--cache_dir={tmp_path / 'cache'}"])

@@ -114,11 +114,7 @@ def fine_tune_multiple_choice(run: MultipleChoiceRun, train_config,
             train_config, run.num_train_epochs, lambda: plans["train"].num_questions,
             "questions", strategy.num_replicas_in_sync, say)
 
-    step, source = 0, None
-    if not run.do_train:
-        model = model or task.build_model()
-        source, step = training.restore_for_inference(model, out, run.init_checkpoint,
-                                                      head_name="multiple-choice")
+    model, source, step = finetuning.inference_weights(run, model, task.build_model, "multiple-choice")
 
     # ---- from here on files are written into output_dir
     records = write_records(run, plans, tokenizer, splits, say)

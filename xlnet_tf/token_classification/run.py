@@ -146,11 +146,7 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
             train_config, run.num_train_epochs, lambda: data["train"].counts["num_windows"],
             "windows", strategy.num_replicas_in_sync, say)
 
-    step, source = 0, None
-    if not run.do_train:
-        model = model or task.build_model()
-        source, step = training.restore_for_inference(model, out, run.init_checkpoint,
-                                                      head_name="tagger")
+    model, source, step = finetuning.inference_weights(run, model, task.build_model, "tagger")
 
     # ---- from here on files are written into output_dir
     cfg = {"tag_list": tag_list, "tag_scheme": scheme, "label_column": run.label_column,
