@@ -522,6 +522,9 @@ def read_run_config(output_dir, config_name, script):
     return read_json(path, what="run settings")
 
 
+_EVAL_WRITERS = {}
+
+
 def write_eval_summaries(output_dir, step, results, keys=None):
     """The evaluation's numbers as TensorBoard scalars in OUTPUT_DIR/eval at ``step`` (every
     int/float of ``results``, or ``keys``; nested per-type dicts are left to the caller)."""
@@ -529,12 +532,14 @@ def write_eval_summaries(output_dir, step, results, keys=None):
     keys = keys or [k for k, v in results.items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool)
                     and k not in ("step", "num_examples")]
-    writer = tf.summary.create_file_writer(os.path.join(output_dir, "eval"))
+    logdir = os.path.abspath(os.path.join(output_dir, "eval"))
+    writer = _EVAL_WRITERS.get(logdir) if os.path.isdir(logdir) else None
+    if writer is None:          # one event file per folder and process, not one per call
+        writer = _EVAL_WRITERS[logdir] = tf.summary.create_file_writer(logdir)
     with writer.as_default(step=int(step)):
         for k in keys:
             tf.summary.scalar(k, float(results[k]))
     writer.flush()
-    writer.close()
 
 
 def format_results(results, skip=()):
