@@ -7,12 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = ("xlnet-pretrain", "xlnet-classify", "xlnet-squad", "xlnet-ner", "xlnet-race", "xlnet-records",
-            "xlnet-train-spm", "xlnet-squad-eval", "xlnet-serving", "xlnet-transfer", "xlnet-extract-features")
+            "xlnet-train-spm", "xlnet-squad-eval", "xlnet-serving", "xlnet-transfer", "xlnet-extract-features",
+            "xlnet-generate")
 
 
 def _tracked_files():
@@ -22,7 +24,11 @@ def _tracked_files():
     return [f for f in out.stdout.splitlines() if f and not f.startswith("tests/")]
 
 
-def test_pip_install_gives_the_package_commands_and_flagfiles(tmp_path):
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """A virtual environment with the repository installed by pip; (its python, its folder,
+    a folder outside the checkout, the environment without PYTHONPATH)."""
+    tmp_path = tmp_path_factory.mktemp("packaging")
     src = tmp_path / "src"
     for f in _tracked_files():
         os.makedirs(src / os.path.dirname(f), exist_ok=True)
@@ -35,10 +41,14 @@ def test_pip_install_gives_the_package_commands_and_flagfiles(tmp_path):
                            "--no-build-isolation", "--disable-pip-version-check", str(src)],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return py, venv, elsewhere, env
+
+
+def test_pip_install_gives_the_package_commands_and_flagfiles(installed):
+    py, venv, elsewhere, env = installed
     probe = subprocess.run(
         [str(py), "-c", "import xlnet_tf, run_classifier, xlnet_tf.pretraining.run as r;"
                         "print(xlnet_tf.__file__); print(run_classifier.__file__);"
@@ -60,3 +70,50 @@ def test_pip_install_gives_the_package_commands_and_flagfiles(tmp_path):
                           capture_output=True, text=True, cwd=elsewhere, env=env)
     assert proc.returncode == 2 and "nothing to do" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_keras_api_worked_example_runs_in_the_installed_package(installed, tmp_path):
+    """The worked example of docs/keras_api.md, run as a user would after `pip install .`:
+    from a folder outside the checkout, on a (tiny, random) preset folder in the original
+    layout; its .keras file and export must give the in-process probabilities."""
+    import re
+
+    import tensorflow as tf
+
+    import xlnet_tf
+
+    py, venv, elsewhere, env = installed
+    preset = tmp_path / "preset"
+    preset.mkdir()
+    shutil.copy(os.path.join(REPO, "tests", "fixtures", "spiece_test.model"),
+                preset / "spiece.model")
+    tf.keras.utils.set_random_seed(0)
+    backbone = xlnet_tf.XLNetModel(xlnet_tf.XLNetConfig(
+        n_token=32000, n_layer=1, d_model=16, n_head=2, d_head=8, d_inner=32))
+    xlnet_tf.save_original_checkpoint(backbone, str(preset / "xlnet_model.ckpt"))
+    backbone.xlnet_config.to_json(str(preset / "xlnet_config.json"))
+
+    with open(os.path.join(REPO, "docs", "keras_api.md"), encoding="utf-8") as f:
+        doc = f.read()
+    example = doc.split("## Worked example", 1)[1]
+    code = re.search(r"```python\n(.*?)```", example, re.S).group(1)
+    assert '"xlnet_cased_L-12_H-768_A-12"' in code, "the example's preset name changed"
+    code = code.replace('"xlnet_cased_L-12_H-768_A-12"', repr(str(preset)))
+    code = code.replace("sequence_length=128", "sequence_length=24")        # a tiny test
+    code += textwrap.dedent("""
+        import numpy as np
+        p = clf.predict_proba(["an instant classic"])
+        q = tf.nn.softmax(again.predict(["an instant classic"]), -1).numpy()
+        s = served(text_a=tf.constant(["an instant classic"]))["probabilities"].numpy()
+        np.testing.assert_allclose(p, q, atol=1e-6)
+        np.testing.assert_allclose(p, s, atol=1e-5)
+        print("EXAMPLE-OK", xlnet_tf.__file__)
+        """)
+    work = elsewhere / "keras_example"
+    work.mkdir()
+    proc = subprocess.run([str(py), "-c", code], capture_output=True, text=True, cwd=work,
+                          env=dict(env, TF_CPP_MIN_LOG_LEVEL="3"), timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("EXAMPLE-OK " + str(venv / "lib")), proc.stdout[-2000:]
+    assert (work / "sst2.keras").is_file() and (work / "export" / "sst2" / "1").is_dir()

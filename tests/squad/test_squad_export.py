@@ -217,7 +217,7 @@ def test_fresh_process_answers_equal_the_python_pipeline(exported):
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert got["signatures"] == ["predict_features", "serving_default"]
+    assert got["signatures"] == ["encode", "predict_features", "serving_default"]
     for i, e in enumerate(examples[:-1]):
         best = exported["nbest"][e.qas_id][0]
         assert got["answer"][i] == exported["preds"][e.qas_id], e.qas_id

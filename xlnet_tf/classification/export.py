@@ -37,6 +37,7 @@ import tensorflow as tf
 from xlnet_tf.preprocessing import XLNetPreprocessor
 from xlnet_tf.classification.readers import label_names
 from xlnet_tf.serving import export_with_spiece, text_and_ids_archive
+from xlnet_tf.serving.encode import encode_outputs  # noqa: F401  (re-exported)
 
 
 def _classifier_outputs(logits, labels, readable, is_regression):
@@ -47,19 +48,6 @@ def _classifier_outputs(logits, labels, readable, is_regression):
     best = tf.argmax(logits, axis=-1, output_type=tf.int32)                  # [B]
     return {"probabilities": probs, "logits": logits, "label": tf.gather(labels, best),
             "label_name": tf.gather(readable, best)}                         # [B] strings
-
-
-def encode_outputs(hidden, input_ids, input_mask):
-    """``token_states`` [B, T, d], ``token_mask`` [B, T] (text pieces only) and their mean
-    ``pooled`` [B, d]."""
-    from xlnet_tf.tokenization.tokenizer import CLS_ID, SEP_ID
-    hidden = tf.cast(hidden, tf.float32)                                     # [B, T, d]
-    ids = tf.cast(input_ids, tf.int32)
-    mask = tf.cast((tf.cast(input_mask, tf.float32) < 0.5) & tf.not_equal(ids, SEP_ID)
-                   & tf.not_equal(ids, CLS_ID), tf.float32)                   # [B, T]
-    total = tf.reduce_sum(hidden * mask[:, :, None], axis=1)                 # [B, d]
-    pooled = total / tf.maximum(tf.reduce_sum(mask, axis=1, keepdims=True), 1.0)
-    return {"token_states": hidden, "token_mask": mask, "pooled": pooled}
 
 
 def build_classifier_archive(model, spiece_model, *, max_seq_length, label_list=None,

@@ -12,6 +12,8 @@ Signatures (method name ``tensorflow/serving/predict``):
   ``[B]`` (the letter).
 * ``predict_ids``: packed features ``input_ids`` int32 ``[B, C, T]``, ``seg_ids`` int32
   ``[B, C, T]``, ``input_mask`` float32 ``[B, C, T]`` (1 = padding); same outputs.
+* ``encode``: ``text`` string ``[B]``; the fine-tuned backbone's states of the text packed
+  as one segment (``xlnet_tf.serving.encode``).
 
 Written by ``xlnet_tf.serving.write_archive`` (numbered version folder, atomic) with the
 SentencePiece model as an asset and ``assets.extra/export_info.json``.
@@ -23,6 +25,7 @@ import tensorflow as tf
 from xlnet_tf.multiple_choice.features import pack_choices_tf, qa_text_tf
 from xlnet_tf.multiple_choice.readers import MAX_CHOICES, letter
 from xlnet_tf.serving import export_with_spiece, text_and_ids_archive
+from xlnet_tf.serving.encode import add_text_encode_endpoint
 from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer
 
 
@@ -61,7 +64,10 @@ def build_mc_archive(model, spiece_model, *, max_seq_length, max_qa_length, unca
     text_spec = [tf.TensorSpec([None], tf.string, name="article"),
                  tf.TensorSpec([None], tf.string, name="question"),
                  tf.TensorSpec([None, None], tf.string, name="options")]
-    return text_and_ids_archive(model, tokenizer, serve_text, text_spec, run, [None, None, T])
+    archive = text_and_ids_archive(model, tokenizer, serve_text, text_spec, run,
+                                   [None, None, T])
+    return add_text_encode_endpoint(archive, model.transformer, tokenizer,
+                                    sequence_length=T, uncased=uncased)
 
 
 def export_multiple_choice(model, export_dir, spiece_model, *, max_seq_length, max_qa_length,

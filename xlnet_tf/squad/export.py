@@ -18,6 +18,8 @@ shared versioned writer :func:`xlnet_tf.serving.saved_model.write_archive`:
   ``input_mask``, ``p_mask`` float32 ``[B, T]``, ``cls_index`` int32 ``[B]`` -> the raw beam
   outputs (``start_top_log_probs``, ``start_top_index``, ``end_top_log_probs``,
   ``end_top_index``, ``cls_logits``), as the Python pipeline gets them.
+* ``encode``: ``text`` string ``[B]``; the fine-tuned backbone's states of the text packed
+  as one segment (``xlnet_tf.serving.encode``).
 
 How the context is handled in-graph (the same result as the Python pipeline:
 :mod:`xlnet_tf.squad.features` + :mod:`xlnet_tf.squad.postprocess`): steps 1-4, the piece ids
@@ -43,6 +45,7 @@ first; see README.md, "Export for TensorFlow Serving" for TF Serving).
 import keras
 import tensorflow as tf
 
+from xlnet_tf.serving.encode import add_text_encode_endpoint
 from xlnet_tf.squad.serving_align import WS_CLASS, ContextAligner
 from xlnet_tf.tokenization import tokenizer as tok_lib
 from xlnet_tf.tokenization.in_graph import XLNetTokenizerLayer, _read_model_proto
@@ -241,7 +244,8 @@ def build_squad_archive(model, spiece_model, *, max_seq_length, doc_stride, max_
         tf.TensorSpec([None, T], tf.float32, name="input_mask"),
         tf.TensorSpec([None, T], tf.float32, name="p_mask"),
         tf.TensorSpec([None], tf.int32, name="cls_index")])
-    return archive
+    return add_text_encode_endpoint(archive, model.transformer, question_tokenizer,
+                                    sequence_length=T, uncased=uncased)
 
 
 def export_squad(model, export_dir, spiece_model, *, max_seq_length, doc_stride,
