@@ -74,6 +74,15 @@ class XLNetPreprocessor(keras.layers.Layer):
                                                  name="tokenizer")
         self.built = True
 
+    @classmethod
+    def from_preset(cls, path, sequence_length=128, lower=False, task_name="", **kwargs):
+        """The preprocessor of a preset folder (an original release, a Hugging Face folder
+        or one of our output folders: :mod:`xlnet_tf.presets`): its ``spiece.model``, packed
+        to ``sequence_length``."""
+        from xlnet_tf.presets import spiece_of_preset
+        return cls(spiece_of_preset(path), sequence_length=sequence_length, lower=lower,
+                   task_name=task_name, **kwargs)
+
     @property
     def vocab_size(self):
         return self.tokenizer.vocab_size

@@ -80,6 +80,21 @@ def _index_prefix(folder):
     return os.path.join(folder, indexes[0][:-len(".index")]) if len(indexes) == 1 else None
 
 
+def spiece_of_preset(folder):
+    """The path of ``folder``'s ``spiece.model`` (every layout has it there); raises
+    FileNotFoundError naming the folder when it is not a folder or lacks the file."""
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"preset {folder!r} is not a folder; pass a folder holding a "
+                                f"checkpoint, its config and {SPIECE_MODEL}")
+    path = os.path.join(folder, SPIECE_MODEL)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"preset {folder!r} lacks {SPIECE_MODEL} (the SentencePiece "
+                                f"model the checkpoint was trained with); it has "
+                                f"{sorted(os.listdir(folder))[:10]}")
+    return path
+
+
 def detect_preset(folder, **run_options):
     """The :class:`Preset` of ``folder`` (see the module docstring); ``run_options``
     (dropout, dropatt, ...) go into the config.  Raises FileNotFoundError / ValueError

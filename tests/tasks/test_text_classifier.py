@@ -120,6 +120,25 @@ def test_from_preset_errors_name_what_is_missing(presets, tmp_path):
         XLNetTextClassifier.from_preset(folders["original"], num_classes=0)
 
 
+def test_tokenizer_and_preprocessor_from_preset_give_the_library_features(presets, tmp_path):
+    """``Tokenizer.from_preset`` / ``XLNetPreprocessor.from_preset`` on each layout: the
+    folder's spiece.model, the ids and packed features of the library's feature builder."""
+    _, folders = presets
+    want = library_features(TEXTS, lower=True)
+    direct = Tokenizer(str(FIXTURE_MODEL), lower=True)
+    for kind, folder in folders.items():
+        tok = Tokenizer.from_preset(folder, lower=True)
+        assert [tok.encode_ids(t) for t in TEXTS] == [direct.encode_ids(t) for t in TEXTS]
+        pre = xlnet_tf.XLNetPreprocessor.from_preset(folder, sequence_length=T, lower=True)
+        got = pre(TEXTS)
+        for key in ("input_ids", "seg_ids", "input_mask"):
+            np.testing.assert_array_equal(got[key].numpy(), want[key], err_msg=(kind, key))
+    with pytest.raises(FileNotFoundError, match="lacks spiece.model"):
+        Tokenizer.from_preset(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="is not a folder"):
+        xlnet_tf.XLNetPreprocessor.from_preset(str(tmp_path / "absent"))
+
+
 @pytest.fixture(scope="module")
 def clf(presets):
     _, folders = presets

@@ -187,6 +187,13 @@ class Tokenizer:
         self.spiece_model_path = path
 
     @classmethod
+    def from_preset(cls, path, lower=False, keep_accents=False):
+        """The tokenizer of a preset folder (an original release, a Hugging Face folder or
+        one of our output folders: :mod:`xlnet_tf.presets`): its ``spiece.model``."""
+        from xlnet_tf.presets import spiece_of_preset
+        return cls(spiece_of_preset(path), lower=lower, keep_accents=keep_accents)
+
+    @classmethod
     def from_serialized_proto(cls, model_proto, lower=False, keep_accents=False):
         """Builds a Tokenizer from the bytes of a ``.model`` file (e.g. a SavedModel asset)."""
         if not isinstance(model_proto, (bytes, bytearray)):
