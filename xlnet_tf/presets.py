@@ -66,7 +66,8 @@ def config_from_hf(path, **run_options):
                       d_inner=hf["d_inner"], ff_activation=HF_ACTIVATIONS[act], untie_r=True)
     except KeyError as e:
         raise ValueError(f"{path!r} lacks the key {e.args[0]!r} of an XLNet config") from None
-    for key in ("clamp_len",):
+    # the run options HF keeps in its config (the original kept them in its RunConfig)
+    for key in ("attn_type", "bi_data", "clamp_len", "same_length"):
         if key in hf and key not in run_options:
             run_options[key] = hf[key]
     return XLNetConfig(**kwargs, **run_options)

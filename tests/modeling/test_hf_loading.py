@@ -7,7 +7,7 @@ Our model, built from the HF config and loaded with ``xlnet_tf.load_hf_checkpoin
 the same numbers to 1e-5 relative; bad inputs must fail with errors that name what is wrong;
 and the weights must survive the trip through the original checkpoint format.
 """
-import json
+import dataclasses
 import os
 import shutil
 
@@ -16,30 +16,17 @@ import pytest
 import tensorflow as tf
 
 import xlnet_tf
+from xlnet_tf import presets
 from xlnet_tf.modeling.checkpoint import original_names
 
 HF_TINY = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "golden", "hf_tiny")
 
-# HF activation name -> ours. HF 'gelu' is the exact erf GELU, which the original never used;
-# the original's tanh GELU is HF 'gelu_new'.
-_HF_ACTIVATIONS = {"gelu_new": "gelu", "relu": "relu"}
-
-
 def config_from_hf(folder, **overrides):
-    """XLNetConfig from a Hugging Face config.json (vocab_size -> n_token, d_head =
-    d_model // n_head, HF 5.x keeps per-layer r biases: untie_r=True); run without memory."""
-    with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
-        hf = json.load(f)
-    assert hf["model_type"] == "xlnet"
-    assert hf["d_head"] == hf["d_model"] // hf["n_head"]
-    kwargs = dict(n_token=hf["vocab_size"], d_model=hf["d_model"], n_layer=hf["n_layer"],
-                  n_head=hf["n_head"], d_head=hf["d_model"] // hf["n_head"],
-                  d_inner=hf["d_inner"], ff_activation=_HF_ACTIVATIONS[hf["ff_activation"]],
-                  untie_r=True, attn_type=hf["attn_type"], bi_data=hf["bi_data"],
-                  clamp_len=hf["clamp_len"], same_length=hf["same_length"], mem_len=None,
-                  dropout=0.0, dropatt=0.0)
-    kwargs.update(overrides)
-    return xlnet_tf.XLNetConfig(**kwargs)
+    """The library's XLNetConfig of a Hugging Face folder, run without memory or dropout,
+    with ``overrides`` (any field) applied."""
+    config = presets.config_from_hf(os.path.join(folder, "config.json"), mem_len=None,
+                                    dropout=0.0, dropatt=0.0)
+    return dataclasses.replace(config, **overrides)
 
 
 @pytest.fixture(scope="module")
