@@ -35,6 +35,7 @@ from absl import flags
 
 from xlnet_tf import cli
 from xlnet_tf import io as io_lib
+from xlnet_tf import progress as progress_lib
 
 log = logging.getLogger("xlnet_tf")
 
@@ -238,8 +239,7 @@ def main(F):
             last[0] = now
             rate = done / max(now - t0, 1e-9)
             print(f"{done:,}/{total:,} texts | {rate:.1f} texts/s | ETA "
-                  f"{time.strftime('%H:%M:%S', time.gmtime((total - done) / max(rate, 1e-9)))}",
-                  flush=True)
+                  f"{progress_lib.eta(done, total, now - t0)}", flush=True)
 
     results = encoder.encode(texts, layers, F.pooling, F.batch_size, progress)
     _write(F.output_file, texts, results, F.pooling)

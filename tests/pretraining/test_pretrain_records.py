@@ -563,3 +563,29 @@ def test_command_line(tmp_path, repo_root):
     build(str(tmp_path / "c" / "*.txt"), str(tmp_path / "lib"))
     assert ((out / "train-0-0.tfrecord").read_bytes()
             == (tmp_path / "lib" / "train-0-0.tfrecord").read_bytes())
+
+
+def test_progress_lines_of_record_building_carry_an_eta(tmp_path, caplog):
+    """With a progress line at every chunk/batch: tokenisation reports the share of the text
+    done and an ETA, record writing 'N of about M batches' with M never below the batches
+    actually written (the estimate is build_batches' own bound)."""
+    import re
+    from xlnet_tf import progress
+    assert progress.eta(0, 10, 5.0) == "--:--:--"
+    assert progress.eta(1, 10, 2.0) == "00:00:18"          # 9 left at 2 s each
+    assert progress.eta(30, 20, 9.0) == "00:00:00"         # an estimate overrun: nothing left
+    files = write_corpus(tmp_path / "c", num_files=2, docs_per_file=30)
+    kwargs = dict(TINY)
+    with caplog.at_level(logging.INFO, logger="xlnet_tf"):
+        cpr.create_pretrain_records(os.path.join(tmp_path, "c", "*.txt"), str(tmp_path / "r"),
+                                    str(FIXTURE_MODEL), log_every_s=0.0, **kwargs)
+    text = caplog.text
+    shares = [float(m) for m in re.findall(r"tokenised \d+ lines, \d+ tokens \(\d+ tokens/s, "
+                                           r"(\d+)% of the text, ETA \d\d:\d\d:\d\d\)", text)]
+    assert len(shares) == 2 and 0 < shares[0] < 100 and shares == sorted(shares) and shares[-1] == 100.0
+    written = [(int(a), int(b)) for a, b in re.findall(
+        r"wrote (\d+) of about (\d+) batches \(\d+ records, \d+ tokens/s, ETA "
+        r"\d\d:\d\d:\d\d\)", text)]
+    total = int(re.search(r"task 0 pass 0: (\d+) batches", text).group(1))
+    assert written and written[-1][0] == total
+    assert all(b >= total and b <= total + 2 for _, b in written), (written, total)

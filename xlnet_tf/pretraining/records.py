@@ -87,6 +87,7 @@ from absl import flags
 from xlnet_tf import cli
 from xlnet_tf import io as io_lib
 from xlnet_tf import manifest as manifest_lib
+from xlnet_tf import progress as progress_lib
 from xlnet_tf.tokenization.tokenizer import CLS_ID, EOD_ID, SEP_ID, SPIECE_UNDERLINE, Tokenizer
 
 log = logging.getLogger("xlnet_tf")
@@ -299,10 +300,13 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
     per_file = [dict(ids=[], lengths=[], is_eod=[], lines=0) for _ in files]
     jobs = _chunk_jobs(files, os.fspath(spiece_model), uncased, use_eod, lines_per_chunk)
     t0 = last_log = time.time()
-    total_lines = total_tokens = 0
+    total_lines = total_tokens = done_bytes = 0
+    total_bytes = sum(os.path.getsize(f) for f in files)
 
-    def consume(fi, path, result):
-        nonlocal total_lines, total_tokens, last_log
+    def consume(fi, job, result):
+        nonlocal total_lines, total_tokens, done_bytes, last_log
+        path = job[0]
+        done_bytes += sum(len(ln) + 1 for ln in job[2])
         if isinstance(result[0], str):
             _, line_no, offset, reason = result
             raise ValueError(
@@ -320,12 +324,14 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
         now = time.time()
         if now - last_log >= log_every_s:
             last_log = now
-            log.info("tokenised %d lines, %d tokens (%.0f tokens/s)", total_lines,
-                         total_tokens, total_tokens / max(now - t0, 1e-9))
+            log.info("tokenised %d lines, %d tokens (%.0f tokens/s, %.0f%% of the text, "
+                     "ETA %s)", total_lines, total_tokens, total_tokens / max(now - t0, 1e-9),
+                     100.0 * min(done_bytes / max(total_bytes, 1), 1.0),
+                     progress_lib.eta(done_bytes, total_bytes, now - t0))
 
     if num_workers <= 1:
         for fi, job in jobs:
-            consume(fi, job[0], _tokenize_chunk(job))
+            consume(fi, job, _tokenize_chunk(job))
     else:
         # "fork": workers inherit the imported modules (importing xlnet_tf in a fresh
         # interpreter would load TensorFlow in every worker). They only use SentencePiece.
@@ -334,7 +340,7 @@ def tokenize_files(files, spiece_model, uncased=False, use_eod=True, num_workers
         with ctx.Pool(num_workers, initializer=_ignore_sigint) as pool:
             for (fi, job), result in zip(job_list,
                                          pool.imap(_tokenize_chunk, [j for _, j in job_list])):
-                consume(fi, job[0], result)
+                consume(fi, job, result)
     elapsed = max(time.time() - t0, 1e-9)
     log.info("tokenised %d files: %d lines, %d tokens in %.1f s (%.0f tokens/s)",
                  len(files), total_lines, total_tokens, elapsed, total_tokens / elapsed)
@@ -841,6 +847,9 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                mask_alpha=mask_alpha, mask_beta=mask_beta, bsz_per_host=bsz_per_host,
                num_core_per_host=num_core_per_host, max_gram=max_gram)
     num_batches = 0
+    # at most this many batches: each advances the rows by reuse_len (build_batches)
+    num_step = num_tokens // rows_per_stream
+    expected = max((num_step - seq_len) // reuse_len + 1, 1)
     t0 = last_log = time.time()
     with io_lib.atomic_output(record_path) as tmp:
         example = tf.train.Example()
@@ -852,9 +861,10 @@ def create_pretrain_records(input_glob, save_dir, spiece_model, *, seq_len=512, 
                 now = time.time()
                 if now - last_log >= log_every_s:
                     last_log = now
-                    log.info("wrote %d batches (%d records, %.0f tokens/s)", num_batches,
-                                 num_batches * bsz_per_host,
-                                 num_batches * bsz_per_host * seq_len / (now - t0))
+                    log.info("wrote %d of about %d batches (%d records, %.0f tokens/s, ETA %s)",
+                             num_batches, expected, num_batches * bsz_per_host,
+                             num_batches * bsz_per_host * seq_len / (now - t0),
+                             progress_lib.eta(num_batches, expected, now - t0))
         if num_batches == 0:
             raise ValueError(
                 f"the corpus of task {task_id} ({num_tokens} tokens) gave no complete batch: "
