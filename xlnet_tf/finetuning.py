@@ -542,6 +542,15 @@ def write_eval_summaries(output_dir, step, results, keys=None):
     writer.flush()
 
 
+def results_table(title, results, skip=()):
+    """The final metrics as a small table: ``title`` then one ``name  value`` row each
+    (floats with 4 decimals, names aligned), for the end of a run."""
+    rows = [(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+            for k, v in results.items() if k not in skip and not isinstance(v, (dict, list))]
+    width = max((len(k) for k, _ in rows), default=0)
+    return "\n".join([title] + [f"  {k:<{width}}  {v:>10}" for k, v in rows])
+
+
 def format_results(results, skip=()):
     """``name value | name value ...`` (floats with 4 decimals) for a results line."""
     return " | ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"

@@ -207,6 +207,12 @@ def test_sst2_keep_best_and_long_texts(shared_data, tmp_path):
     assert final["accuracy"] == best["accuracy"]
     assert set(final) == {"accuracy", "loss", "step", "num_examples"}
     assert len(predictions(out)) == 2
+    # the final metrics as a small table: a title line, then one aligned row per metric
+    lines = stdout.splitlines()
+    at = lines.index(f"final eval at step {final['step']} (dev):")
+    rows = dict(line.split() for line in lines[at + 1:at + 4])
+    assert rows == {"accuracy": f"{final['accuracy']:.4f}", "loss": f"{final['loss']:.4f}",
+                    "num_examples": str(final["num_examples"])}
 
 
 # ---------------------------------------------------------------------------- bad input

@@ -314,10 +314,11 @@ class Evaluation:
         self.best_dir = os.path.join(run.output_dir, "best")
         self.best_file = os.path.join(self.best_dir, "eval_results.json")
 
-    def evaluate(self, model, step, what="eval"):
+    def evaluate(self, model, step, what="eval", table=False):
         results = dict(self.evaluator.evaluate(model), step=int(step))
-        self.say(f"{what} at step {step} ({self.run.eval_split}): "
-                 f"{finetuning.format_results(results, skip=('step',))}")
+        title = f"{what} at step {step} ({self.run.eval_split})"
+        self.say(finetuning.results_table(title + ":", results, skip=("step",)) if table else
+                 f"{title}: {finetuning.format_results(results, skip=('step',))}")
         finetuning.write_eval_summaries(self.run.output_dir, step, results)
         return results
 
@@ -344,7 +345,7 @@ class Evaluation:
 
     def final(self, model, step):
         from xlnet_tf.io import write_json_atomic
-        results = self.evaluate(model, step, "final eval")
+        results = self.evaluate(model, step, "final eval", table=True)
         path = os.path.join(self.run.output_dir, "eval_results.json")
         write_json_atomic(path, results)
         self.say(f"wrote {path}")

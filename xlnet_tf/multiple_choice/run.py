@@ -198,8 +198,8 @@ def evaluate(run, info, num_choices, model, step, say):
     out = Evaluator(info.path, run.eval_batch_size, num_choices,
                     run.max_seq_length).outputs(model)
     results = dict(mc_results(out), step=int(step))
-    say(f"eval at step {step} ({run.eval_split}): "
-        f"{finetuning.format_results(results, skip=('step',))}")
+    say(finetuning.results_table(f"eval at step {step} ({run.eval_split}):", results,
+                                 skip=("step",)))
     write_predictions(os.path.join(run.output_dir, "eval_predictions.jsonl"), out)
     finetuning.write_eval_summaries(run.output_dir, step, results)
     path = os.path.join(run.output_dir, "eval_results.json")

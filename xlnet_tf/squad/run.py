@@ -257,7 +257,7 @@ def predict_and_evaluate(run, model, cache, say, step=0):
     path = os.path.join(run.output_dir, "eval_results.json")
     write_json_atomic(path, scores)
     finetuning.write_eval_summaries(run.output_dir, step, scores)
-    say(f"eval ({run.predict_file}): {finetuning.format_results(scores)}")
+    say(finetuning.results_table(f"eval ({run.predict_file}):", scores))
     if v2 and scores.get("total"):
         say(f"null baseline (no answer everywhere): exact = f1 = "
             f"{100.0 * scores.get('NoAns_total', 0) / scores['total']:.2f}")
