@@ -280,6 +280,14 @@ def test_dae_objective_trains_and_its_checkpoints_fine_tune_like_plm_ones(tmp_pa
     reader = tf.train.load_checkpoint(str(mdir / "xlnet_model.ckpt"))
     name = "model/transformer/layer_0/ff/layer_1/kernel"
     np.testing.assert_array_equal(loaded["ckpt-20"][name], reader.get_tensor(name))
+    # a bare backbone (XLNetModel, no task) reads a mid-run ckpt-N too
+    from xlnet_tf.modeling.model import XLNetModel
+    from xlnet_tf.training import init_from_checkpoint
+    bare = XLNetModel(finetuning.finetune_config(config))
+    bare({"input_ids": tf.zeros([1, 4], tf.int32)})
+    init_from_checkpoint(bare, str(mdir / "ckpt-20"))
+    for name, var in bare.original_name_map(include_mask_emb=False).items():
+        np.testing.assert_array_equal(var.numpy(), loaded["xlnet_model.ckpt"][name], err_msg=name)
 
     # the other objective in the same folder is refused before anything changes
     before = _snapshot(mdir)

@@ -79,7 +79,9 @@ def _restore_object_based(model, path, prefix):
         return f"restored object-based checkpoint {prefix}"
     except AssertionError as e:
         whole_error = str(e).splitlines()[0][:300]
-    backbone = getattr(model, "transformer", None)
+    from xlnet_tf.modeling.model import XLNetModel
+    # a bare backbone reads the backbone of a task's (or the pretraining's) checkpoint
+    backbone = model if isinstance(model, XLNetModel) else getattr(model, "transformer", None)
     if backbone is None:
         raise ValueError(f"--init_checkpoint {path!r} does not fit this model: {whole_error}")
     status = _restore(tf.train.Checkpoint(model=tf.train.Checkpoint(transformer=backbone)),
