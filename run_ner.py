@@ -15,7 +15,9 @@ Words are column 0, tags --label_column (default the last); sentences end at bla
 documents at -DOCSTART- lines.  Each word's tag goes to its first SentencePiece piece (the
 others are left out of the loss; --label_all_pieces labels them all), predictions come back
 per word; sentences longer than --max_seq_length - 2 pieces are read in windows every
---doc_stride pieces.
+--doc_stride pieces.  --doc_context_len=N reads each window with the N pieces of its
+document before it as Transformer-XL memory (recorded in the output folder, so
+--do_predict and the export use it too; the export reads sentences without context).
 
 Outputs in --output_dir: checkpoints (resumable), TensorBoard summaries (train/, eval/),
 task.json, tagger_config.json, xlnet_config.json, spiece.model, xlnet_model.ckpt (the final
@@ -34,6 +36,7 @@ quiet.quiet_tensorflow()  # before the library imports TensorFlow: its start-up 
 from xlnet_tf import cli  # noqa: E402
 from xlnet_tf.token_classification import TaggerRun, export_tagger_run, fine_tune_tagger  # noqa: E402
 from xlnet_tf.token_classification.readers import SCHEMES  # noqa: E402
+from xlnet_tf.token_classification.run import check_doc_context_len  # noqa: E402
 
 
 def define_flags(fv):
@@ -50,6 +53,9 @@ def define_flags(fv):
     enum("tag_scheme", None, list(SCHEMES), "Tag scheme (default: detected from the files).")
     boolean("label_all_pieces", False, "Train on every piece of a word, not only its first.")
     integer("doc_stride", 64, "Pieces between the starts of the windows of a long sentence.")
+    integer("doc_context_len", None, "Read each sentence with up to this many pieces of the "
+            "previous sentences of its document (-DOCSTART- lines separate documents) as "
+            "Transformer-XL memory; 0 = none (default: the output folder's setting, else 0).")
     string("cache_dir", None, "Where the cached windows go (default OUTPUT_DIR/data_cache).")
     boolean("overwrite_data", False, "Rebuild the cached windows even if they match.")
     enum("eval_split", "dev", ["train", "dev", "test"], "Split for --do_eval.")
@@ -89,6 +95,11 @@ def check_flags(F):
     if not 0 < F.doc_stride <= F.max_seq_length - 2:
         cli.fail(f"--doc_stride={F.doc_stride} must be in [1, --max_seq_length - 2 = "
                  f"{F.max_seq_length - 2}] (windows may not leave pieces out)")
+    if F.doc_context_len is not None:
+        try:
+            check_doc_context_len(F.doc_context_len)
+        except ValueError as e:
+            cli.fail(str(e))
     if F.label_column == 0:
         cli.fail("--label_column=0 is the word column; the tags are in another one")
     cli.check_finetune_flags(F, positive=("eval_batch_size",))
@@ -102,6 +113,7 @@ def main(F):
         files={"train": F.train_file, "dev": F.dev_file, "test": F.test_file},
         label_column=F.label_column, tag_scheme=F.tag_scheme,
         label_all_pieces=F.label_all_pieces, doc_stride=F.doc_stride,
+        doc_context_len=F.doc_context_len,
         eval_split=F.eval_split, predict_split=F.predict_split, scope=F.tagger_scope,
         do_train=F.do_train, do_eval=F.do_eval, do_predict=F.do_predict,
         eval_batch_size=F.eval_batch_size)

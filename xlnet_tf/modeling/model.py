@@ -61,13 +61,16 @@ def read_segments(model, inputs, seg_len, training=False):
       model: an ``XLNetModel`` whose config has ``mem_len`` >= 1 (the memory kept).
       inputs: ``input_ids`` [B, S*T] int32, optional ``seg_ids`` [B, S*T] and ``input_mask``
         [B, S*T] float (1 = padding); T = ``seg_len``, S a static number of segments.
-      seg_len: T, a python int dividing the static length.
+      seg_len: T, a python int dividing the static length; or a sequence of python ints,
+        the lengths of the segments in order (summing to the static length), e.g. a
+        document context of N positions then a window of T: ``(N, T)``.
     Returns:
       ``(hidden [B, T, d] of the LAST segment, its input_mask [B, T] or None)``.
 
     The padding of an earlier segment stays blocked once it is in the memory (the backbone
-    takes an ``input_mask`` over memory + segment).  With ``mem_len >= (S - 1) * T`` the last
-    segment's states are exactly those of one forward over all S*T positions in which each
+    takes an ``input_mask`` over memory + segment).  With ``mem_len`` >= the positions before
+    the last segment ((S - 1) * T), the last segment's states are exactly those of one
+    forward over all positions in which each
     segment attends to itself and to every earlier segment (a block-causal ``perm_mask``);
     a shorter memory sees only its last ``mem_len`` positions, layer by layer.  Memory
     segment ids count as segment 0 (as in the original), so inputs whose earlier segments
@@ -80,16 +83,15 @@ def read_segments(model, inputs, seg_len, training=False):
         raise ValueError("read_segments needs a backbone with mem_len >= 1 (its config has "
                          f"mem_len={mem_len!r})")
     ids = inputs["input_ids"]
-    total, T = _static_dim(ids, 1), int(seg_len)
-    if total is None or total % T:
-        raise ValueError(f"read_segments: the input length {total} is not a multiple of the "
-                         f"segment length {T}")
+    total = _static_dim(ids, 1)
+    lengths = segment_lengths(total, seg_len)
     mask = inputs.get("input_mask")
     mask = None if mask is None else tf.cast(mask, tf.float32)               # [B, S*T]
     seg_ids = inputs.get("seg_ids")
     mems, mem_mask, out = None, None, None
-    for s in range(total // T):
-        part = slice(s * T, (s + 1) * T)
+    starts = [sum(lengths[:s]) for s in range(len(lengths))]
+    for s, (start, T) in enumerate(zip(starts, lengths)):
+        part = slice(start, start + T)
         feats = {"input_ids": ids[:, part]}                                  # [B, T]
         if seg_ids is not None:
             feats["seg_ids"] = seg_ids[:, part]                              # [B, T]
@@ -99,7 +101,7 @@ def read_segments(model, inputs, seg_len, training=False):
                 [mem_mask, seg_mask], axis=1)                                # [B, M+T]
         if mems is not None:
             feats["mems"] = mems                                             # n_layer x [B, M, d]
-        if seg_mask is not None and s < total // T - 1:
+        if seg_mask is not None and s < len(lengths) - 1:
             # a segment that is padding in every row adds only blocked memory: skip its
             # forward, its memory is zeros (blocked by the mask as the computed one would be)
             mems = tf.cond(tf.reduce_all(seg_mask > 0.5),
@@ -114,6 +116,22 @@ def read_segments(model, inputs, seg_len, training=False):
                         tf.concat([mem_mask, seg_mask], axis=1))[:, -mem_len:]  # [B, M']
         last_mask = seg_mask
     return out["hidden"], last_mask
+
+
+def segment_lengths(total, seg_len):
+    """The segment lengths of ``read_segments``: ``seg_len`` (an int dividing ``total``, or
+    the lengths themselves, checked to sum to ``total``)."""
+    if isinstance(seg_len, (list, tuple)):
+        lengths = [int(n) for n in seg_len]
+        if total is None or sum(lengths) != total or min(lengths, default=0) < 1:
+            raise ValueError(f"read_segments: segment lengths {lengths} do not add up to the "
+                             f"input length {total}")
+        return lengths
+    T = int(seg_len)
+    if total is None or total % T:
+        raise ValueError(f"read_segments: the input length {total} is not a multiple of the "
+                         f"segment length {T}")
+    return [T] * (total // T)
 
 
 def _segment_mems(model, feats, training):

@@ -20,11 +20,11 @@ from xlnet_tf.token_classification.alignment import align_words, underline_id
 from xlnet_tf.token_classification.features import WindowFeatures, sentence_windows
 from xlnet_tf.token_classification.readers import (
     Sentence, check_tags, detect_scheme, read_conll, to_iob2)
-from xlnet_tf.token_classification.task import FEATURE_KEYS
+from xlnet_tf.token_classification.task import CONTEXT_KEYS, FEATURE_KEYS
 
 log = logging.getLogger("xlnet_tf")
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 
 
 @dataclasses.dataclass
@@ -62,23 +62,30 @@ def scoring_tags(tags, scheme):
 
 
 def build_windows(sentences, tokenizer, tag_list, max_seq_length, doc_stride,
-                  label_all_pieces=False):
+                  label_all_pieces=False, context_len=0):
     """(windows, counts) of ``sentences``; tags not in ``tag_list`` (a dev tag never seen in
-    training) are left out of the loss."""
+    training) are left out of the loss.  With ``context_len`` > 0 each window carries the
+    last pieces of its document before it (``Sentence.doc``: a file without -DOCSTART-
+    lines is one document)."""
     index = {t: i for i, t in enumerate(tag_list)}
     lone = underline_id(tokenizer)
     windows = []
     counts = {"num_sentences": len(sentences), "num_words": 0, "num_windows": 0,
               "num_split_sentences": 0, "num_empty_words": 0, "num_lone_underline_words": 0,
               "num_unknown_tags": 0}
+    before, doc = [], None
     for n, s in enumerate(sentences):
+        if s.doc != doc:                     # a new document: no context from the last one
+            before, doc = [], s.doc
         aligned = align_words(tokenizer, s.words, lone)
         tag_ids = None
         if s.tags is not None:
             tag_ids = [index.get(t, -1) for t in s.tags]
             counts["num_unknown_tags"] += sum(i < 0 for i in tag_ids)
         w = sentence_windows(n, aligned, tag_ids, max_seq_length, doc_stride,
-                             label_all_pieces)
+                             label_all_pieces, context_len, before)
+        if context_len:
+            before = (before + aligned.ids)[-context_len:]
         windows.extend(w)
         counts["num_words"] += len(s.words)
         counts["num_split_sentences"] += int(len(w) > 1)
@@ -88,27 +95,35 @@ def build_windows(sentences, tokenizer, tag_list, max_seq_length, doc_stride,
     return windows, counts
 
 
-def _arrays(windows):
+def array_keys(context_len):
+    """The arrays of a split's windows: FEATURE_KEYS, and CONTEXT_KEYS with a context."""
+    return FEATURE_KEYS + (CONTEXT_KEYS if context_len else ())
+
+
+def _arrays(windows, context_len):
     return {k: np.asarray([getattr(w, k) for w in windows],
-                          np.float32 if k == "input_mask" else np.int32) for k in FEATURE_KEYS}
+                          np.float32 if k.endswith("_mask") else np.int32)
+            for k in array_keys(context_len)}
 
 
 def prepare_data(path, sentences, tokenizer, tag_list, max_seq_length, doc_stride, *,
-                 label_all_pieces=False, cache_dir=None, overwrite=False, settings=None):
+                 label_all_pieces=False, context_len=0, cache_dir=None, overwrite=False,
+                 settings=None):
     """The :class:`TaggingData` of ``sentences`` (read from ``path``), from the cache when
     it holds the same inputs; ``settings`` (JSON-able) adds what else changes the tags."""
     key = {"format": CACHE_FORMAT, "file_sha256": sha256_file(path),
            "spm_sha256": sha256_bytes(tokenizer.serialized_model_proto()),
            "uncased": bool(tokenizer.lower), "tag_list": list(tag_list),
            "max_seq_length": int(max_seq_length), "doc_stride": int(doc_stride),
-           "label_all_pieces": bool(label_all_pieces), "settings": settings}
+           "label_all_pieces": bool(label_all_pieces), "context_len": int(context_len),
+           "settings": settings}
     digest = sha256_bytes(json.dumps(key, sort_keys=True).encode())[:16]
     cache = os.path.join(cache_dir, f"{os.path.basename(path)}.{digest}.npz") \
         if cache_dir else None
     if cache and not overwrite and os.path.isfile(cache):
         try:
             with np.load(cache, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in FEATURE_KEYS}
+                arrays = {k: z[k] for k in array_keys(context_len)}
                 where = z["positions"]                     # [M, 3] window, word, position
                 owner = z["sentence"]                      # [N]
                 counts = json.loads(str(z["counts"]))
@@ -120,8 +135,8 @@ def prepare_data(path, sentences, tokenizer, tag_list, max_seq_length, doc_strid
         except (OSError, ValueError, KeyError) as e:
             log.info("rebuilding the cached windows %s: %s", cache, e)
     windows, counts = build_windows(sentences, tokenizer, tag_list, max_seq_length,
-                                    doc_stride, label_all_pieces)
-    arrays = _arrays(windows)
+                                    doc_stride, label_all_pieces, context_len)
+    arrays = _arrays(windows, context_len)
     if cache:
         os.makedirs(cache_dir, exist_ok=True)
         where = np.asarray([(i, word, pos) for i, w in enumerate(windows)

@@ -17,11 +17,18 @@ pieces (the last one ends at the sentence's end).  A word is scored and predicte
 window: the one where its label piece has the most context on its shorter side (as SQuAD
 picks an answer token's window), so every word counts once in the loss and once in the
 predictions.
+
+Document context (``context_len`` N > 0): each window also carries ``context_ids`` /
+``context_mask`` (length N): the last N pieces of its document before the window's first
+piece (the previous sentences' pieces one after the other, then, for a later window of a
+long sentence, the sentence's own pieces before it), left-padded with 0 (mask 1 = padding),
+without ``<sep>`` or ``<cls>``.  The first window of a document's first sentence has an
+all-padding context.
 """
 import dataclasses
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
-from xlnet_tf.classification.features import pack_ids
+from xlnet_tf.classification.features import PAD_INPUT_ID, pack_ids
 
 IGNORE = -1
 
@@ -36,6 +43,16 @@ class WindowFeatures:
     seg_ids: List[int]
     label_ids: List[int]
     positions: Dict[int, int]
+    context_ids: Optional[List[int]] = None
+    context_mask: Optional[List[float]] = None
+
+
+def pack_context(before, context_len):
+    """(context_ids, context_mask) of length ``context_len``: the last pieces of ``before``
+    (the document's piece ids before a window), left-padded."""
+    kept = list(before[max(0, len(before) - context_len):]) if context_len else []
+    n_pad = context_len - len(kept)
+    return [PAD_INPUT_ID] * n_pad + kept, [1.0] * n_pad + [0.0] * len(kept)
 
 
 def window_starts(n_pieces, budget, doc_stride):
@@ -47,9 +64,12 @@ def window_starts(n_pieces, budget, doc_stride):
 
 
 def sentence_windows(index, aligned, tag_ids, max_seq_length, doc_stride,
-                     label_all_pieces=False) -> List[WindowFeatures]:
+                     label_all_pieces=False, context_len=0,
+                     before: Sequence[int] = ()) -> List[WindowFeatures]:
     """The windows of sentence ``index`` (``aligned``: its AlignedSentence; ``tag_ids``: one
-    id per word, or None without labels)."""
+    id per word, or None without labels); with ``context_len`` > 0 each carries its context
+    from ``before`` (the piece ids of the sentence's document before it) and the
+    sentence's pieces before the window."""
     budget = max_seq_length - 2
     n = len(aligned.ids)
     starts = window_starts(n, budget, doc_stride)
@@ -83,5 +103,10 @@ def sentence_windows(index, aligned, tag_ids, max_seq_length, doc_stride,
                                min(word_ends[word], s + len(ids))):
                     labels[n_pad + p - s] = tag_ids[word]
             labels[n_pad + piece - s] = tag_ids[word]
-        out.append(WindowFeatures(index, input_ids, input_mask, seg_ids, labels, positions))
+        context = (None, None)
+        if context_len:
+            recent = list(before[max(0, len(before) - context_len):])
+            context = pack_context(recent + aligned.ids[:s], context_len)
+        out.append(WindowFeatures(index, input_ids, input_mask, seg_ids, labels, positions,
+                                  *context))
     return out

@@ -22,6 +22,9 @@ log = logging.getLogger("xlnet_tf")
 TAGGER_CONFIG = "tagger_config.json"
 SCRIPT = "run_ner.py"
 SPLIT_OF = {"train": "train", "eval": None, "predict": None}
+# --doc_context_len's bound: XLNet was pretrained with a memory of 384 positions; a context
+# longer than 1024 pieces costs every window many times its own attention
+MAX_DOC_CONTEXT_LEN = 1024
 
 
 @dataclasses.dataclass
@@ -36,18 +39,23 @@ class TaggerRun(finetuning.FinetuneRun):
     eval_split: str = "dev"
     predict_split: str = "test"
     scope: Optional[str] = None
+    doc_context_len: Optional[int] = None   # None: the output folder's, else 0
     do_eval: bool = False
     do_predict: bool = False
     eval_batch_size: int = 64
 
 
 def export(model, export_dir, spiece_model, cfg, version, say):
-    from xlnet_tf.token_classification.export import export_tagger
+    from xlnet_tf.token_classification.export import export_tagger, without_context_note
+    context_len = cfg.get("doc_context_len", 0)
     path = export_tagger(model, export_dir, spiece_model, max_seq_length=cfg["max_seq_length"],
-                         tag_list=cfg["tag_list"], tag_scheme=cfg["tag_scheme"],
-                         uncased=cfg["uncased"], version=version)
+                         doc_stride=cfg["doc_stride"], tag_list=cfg["tag_list"],
+                         tag_scheme=cfg["tag_scheme"], uncased=cfg["uncased"],
+                         doc_context_len=context_len, version=version)
     say(f"SavedModel written to {os.path.abspath(path)} (signatures serving_default: raw "
-        f"sentences, predict_ids: packed ids)")
+        f"sentences, predict_words: words, predict_ids: packed ids, encode: backbone states)")
+    if context_len:
+        say(without_context_note(context_len))
     return path
 
 
@@ -55,7 +63,8 @@ def build_model(cfg):
     from xlnet_tf.modeling.config import XLNetConfig
     from xlnet_tf.token_classification.model import XLNetTokenClassifier
     return XLNetTokenClassifier(XLNetConfig.from_dict(cfg["xlnet_config"]),
-                                len(cfg["tag_list"]), scope=cfg["scope"])
+                                len(cfg["tag_list"]), scope=cfg["scope"],
+                                context_len=cfg.get("doc_context_len", 0))
 
 
 def export_tagger_run(run: TaggerRun, say: Optional[Callable[[str], None]] = None):
@@ -113,14 +122,16 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
     else:
         raise ValueError(f"nothing to evaluate: --output_dir {out!r} holds no "
                          f"{TAGGER_CONFIG}; pass --do_train")
-    identity = tagger_identity(config, tag_list, run.max_seq_length, run.scope)
+    context_len = doc_context_len(run, saved)
+    identity = tagger_identity(config, tag_list, run.max_seq_length, run.scope, context_len)
     training.check_output_dir(out, identity, TAGGER_CONFIG)
     version = finetuning.check_export_dir(run.export_dir, run.export_version) \
         if run.export_dir else None
 
     strategy = finetuning.make_strategy(train_config, run.distribution)
     task = TaggerTask(config, tag_list, run.max_seq_length, scope=run.scope,
-                      seed=train_config.seed, shuffle_buffer=run.shuffle_buffer)
+                      context_len=context_len, seed=train_config.seed,
+                      shuffle_buffer=run.shuffle_buffer)
     has_ckpt = os.path.isdir(out) and tf.train.latest_checkpoint(out) is not None
     model = None
     if run.init_checkpoint and not has_ckpt:
@@ -132,15 +143,17 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
     # ---- the windows of every split (cached in OUTPUT_DIR/data_cache or --cache_dir)
     cache_dir = finetuning.default_cache_dir(run.cache_dir, out)
     data = {}
+    context_note = (f"; each window read with up to {context_len} pieces of its document "
+                    f"before it as memory") if context_len else ""
     for kind, split in _split_names(run):
         data[kind] = tagging_data.prepare_data(
             paths[split], loaded[split], tokenizer, tag_list, run.max_seq_length,
             run.doc_stride, label_all_pieces=run.label_all_pieces and kind == "train",
-            cache_dir=cache_dir, overwrite=run.overwrite_data,
+            context_len=context_len, cache_dir=cache_dir, overwrite=run.overwrite_data,
             settings={"label_column": run.label_column})
         say(f"{kind} data ({paths[split]}): "
             f"{tagging_data.describe(data[kind].counts, run.max_seq_length)}"
-            f"{' (reused)' if data[kind].reused else ''}")
+            f"{' (reused)' if data[kind].reused else ''}{context_note}")
     if run.do_train:
         train_config = finetuning.training_steps(
             train_config, run.num_train_epochs, lambda: data["train"].counts["num_windows"],
@@ -152,7 +165,8 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
     cfg = {"tag_list": tag_list, "tag_scheme": scheme, "label_column": run.label_column,
            "max_seq_length": run.max_seq_length, "doc_stride": run.doc_stride,
            "label_all_pieces": run.label_all_pieces, "uncased": run.uncased,
-           "scope": run.scope, "xlnet_config": task.config.to_dict(),
+           "scope": run.scope, "doc_context_len": context_len,
+           "xlnet_config": task.config.to_dict(),
            "spiece_model": finetuning.SPIECE_MODEL, "identity": identity}
     write_files = functools.partial(finetuning.write_run_files, out, TAGGER_CONFIG, cfg,
                                     task.config, spiece)
@@ -173,6 +187,23 @@ def fine_tune_tagger(run: TaggerRun, train_config, say: Optional[Callable[[str],
         export(training.copy_for_export(model, task.build_model), run.export_dir, spiece, cfg,
                version, say)
     return results
+
+
+def check_doc_context_len(n):
+    """``n``, or ValueError naming --doc_context_len outside [0, MAX_DOC_CONTEXT_LEN]."""
+    if not 0 <= n <= MAX_DOC_CONTEXT_LEN:
+        raise ValueError(f"--doc_context_len={n} must be in [0, {MAX_DOC_CONTEXT_LEN}] "
+                         f"(pieces of the document read as memory before each sentence)")
+    return int(n)
+
+
+def doc_context_len(run, saved):
+    """--doc_context_len, or the output folder's (its tagger_config.json) when not given,
+    else 0."""
+    n = run.doc_context_len
+    if n is None:
+        n = int(saved.get("doc_context_len", 0)) if saved else 0
+    return check_doc_context_len(n)
 
 
 def _has_tag_column(path, label_column):

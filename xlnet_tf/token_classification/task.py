@@ -10,6 +10,7 @@ from xlnet_tf.token_classification.model import XLNetTokenClassifier, head_scope
 from xlnet_tf.training import Task, evaluate_dataset
 
 FEATURE_KEYS = ("input_ids", "input_mask", "seg_ids", "label_ids")
+CONTEXT_KEYS = ("context_ids", "context_mask")       # [N, context_len], --doc_context_len
 
 
 def token_loss(logits, label_ids):
@@ -28,12 +29,13 @@ def token_loss(logits, label_ids):
 
 def features_dataset(arrays, batch_size, is_training, input_context=None, seed=0,
                      shuffle_buffer=2048):
-    """tf.data over the window arrays (``FEATURE_KEYS`` -> [N, T]): training shuffles,
-    repeats and drops the last partial batch; evaluation keeps the order and every window.
-    Yields ``input_ids`` / ``seg_ids`` / ``label_ids`` int32 and ``input_mask`` float32
-    ``[b, T]``."""
-    data = {k: np.asarray(arrays[k], np.float32 if k == "input_mask" else np.int32)
-            for k in FEATURE_KEYS}
+    """tf.data over the window arrays (``FEATURE_KEYS`` -> [N, T], and ``CONTEXT_KEYS`` ->
+    [N, context_len] when present): training shuffles, repeats and drops the last partial
+    batch; evaluation keeps the order and every window.  Yields ``input_ids`` / ``seg_ids``
+    / ``label_ids`` (/ ``context_ids``) int32 and ``input_mask`` (/ ``context_mask``)
+    float32."""
+    data = {k: np.asarray(arrays[k], np.float32 if k.endswith("_mask") else np.int32)
+            for k in FEATURE_KEYS + CONTEXT_KEYS if k in arrays}
     d = tf.data.Dataset.from_tensor_slices(data)
     per_batch = int(batch_size)
     if input_context is not None:
@@ -44,32 +46,36 @@ def features_dataset(arrays, batch_size, is_training, input_context=None, seed=0
     return d.batch(per_batch, drop_remainder=is_training).prefetch(tf.data.AUTOTUNE)
 
 
-def tagger_identity(config, tag_list, max_seq_length, scope):
-    """What makes two fine-tuning runs share an output_dir (written to task.json)."""
+def tagger_identity(config, tag_list, max_seq_length, scope, context_len=0):
+    """What makes two fine-tuning runs share an output_dir (written to task.json); the
+    document context is part of it (a folder written before it, without the key, is not
+    compared on it)."""
     return {"task": "token_classification",
             "xlnet_config": finetune_config(config).checkpoint_dict(),
             "max_seq_length": int(max_seq_length), "tag_list": list(tag_list),
-            "head_scope": head_scope(scope)}
+            "head_scope": head_scope(scope), "doc_context_len": int(context_len)}
 
 
 class TaggerTask(Task):
     """Fine-tuning job for :func:`xlnet_tf.training.train` over in-memory window arrays
     (``train_arrays``: ``FEATURE_KEYS`` -> [N, T])."""
 
-    def __init__(self, config, tag_list, max_seq_length, *, scope=None, train_arrays=None,
-                 seed=0, shuffle_buffer=2048):
+    def __init__(self, config, tag_list, max_seq_length, *, scope=None, context_len=0,
+                 train_arrays=None, seed=0, shuffle_buffer=2048):
         self.config = finetune_config(config)
         self.tag_list = list(tag_list)
         self.max_seq_length = int(max_seq_length)
         self.scope = scope or None
+        self.context_len = int(context_len)
         self.train_arrays = train_arrays
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
-        self.identity = tagger_identity(self.config, self.tag_list, max_seq_length, scope)
+        self.identity = tagger_identity(self.config, self.tag_list, max_seq_length, scope,
+                                        self.context_len)
 
     def build_model(self, dtype=None):
         kwargs = {"dtype": dtype} if dtype else {}
         return XLNetTokenClassifier(self.config, len(self.tag_list), scope=self.scope,
-                                    **kwargs)
+                                    context_len=self.context_len, **kwargs)
 
     def dataset(self, input_context, per_replica_batch, skip_batches):
         replicas = input_context.num_replicas_in_sync if input_context is not None else 1
